@@ -1,0 +1,40 @@
+# wslab: two commands for learners (`make lab`, `make test`), a few more for authors.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.wslab-installed
+
+.PHONY: lab test notebooks lint doctor bench clean
+
+# Create the virtualenv and install wslab with everything the course and its tests need.
+# Re-runs only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("wslab needs Python 3.11 or newer; this is " + sys.version.split()[0] + ". Set PYTHON=python3.12 (or similar).") if sys.version_info < (3, 11) else None'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $(STAMP)
+
+## Start the course in JupyterLab (opens notebooks/).
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+## Run every test: unit tests, integration tests and every notebook under strict nbval.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Re-execute notebooks in place to regenerate their stored outputs (NB=path to do one).
+notebooks: $(STAMP)
+	$(BIN)/python tools/execute_notebooks.py $(NB)
+
+## What is installed, what is missing, and how to get it.
+doctor: $(STAMP)
+	$(BIN)/python -m wslab doctor
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/serve_timings.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,37 @@
+"""Shared pytest set-up for the unit tests and the notebooks (nbval)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "tests"))
+
+from leakcheck import Snapshot  # noqa: E402
+
+_session_start: Snapshot | None = None
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio (the loop Jupyter gives a notebook), via anyio's pytest plugin."""
+    return "asyncio"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _session_start
+    _session_start = Snapshot.take()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if anything wslab started is still alive: sockets, child processes, threads."""
+    if _session_start is None:
+        return
+    problems = Snapshot.take().leaks_since(_session_start)
+    if problems:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("LEAK CHECK FAILED: " + "; ".join(problems), red=True)
+        session.exitstatus = 1

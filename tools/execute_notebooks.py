@@ -1,0 +1,47 @@
+"""Re-execute notebooks in place so their stored outputs are real (``make notebooks``).
+
+Outputs are never edited by hand: learners read them on GitHub and nbval compares against them. Each
+notebook runs in a fresh kernel from this environment, with the notebook's folder as working directory
+(as nbval and JupyterLab do). Timing metadata is not recorded, so a re-run changes only what changed.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def execute(path: Path) -> float:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=120,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    start = time.perf_counter()
+    client.execute()
+    elapsed = time.perf_counter() - start
+    nbformat.write(nb, path)
+    return elapsed
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] or sorted(
+        p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+    )
+    for path in paths:
+        elapsed = execute(path)
+        print(f"{elapsed:6.1f} s  {path.relative_to(ROOT) if path.is_absolute() else path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
