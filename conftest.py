@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
-from leakcheck import Snapshot  # noqa: E402
+from leakcheck import Snapshot
 
 _session_start: Snapshot | None = None
 

@@ -122,7 +122,7 @@ async def test_recv_never_hangs() -> None:
     async with Lab() as lab:
         server = await lab.serve(demo_app(), name="demo")
         client = await lab.connect(server.ws_url("/ws/echo"), name="c")
-        with pytest.raises(TimeoutError, match="c received nothing within 0.05 s"):
+        with pytest.raises(TimeoutError, match=r"c received nothing within 0\.05 s"):
             await client.recv(timeout=0.05)
         await client.expect_silence(0.02)
         await server.stop()
@@ -148,7 +148,9 @@ async def test_thread_server_keeps_blocking_code_off_the_kernel_loop() -> None:
         await websocket.send_text(text)
 
     async with Lab() as lab:
-        server = await lab.serve(Starlette(routes=[WebSocketRoute("/ws", blocking)]), name="t", in_thread=True)
+        server = await lab.serve(
+            Starlette(routes=[WebSocketRoute("/ws", blocking)]), name="t", in_thread=True
+        )
         assert server.kind == "thread"
         client = await lab.connect(server.ws_url("/ws"), name="c")
         await client.send("x")
@@ -244,7 +246,7 @@ async def test_time_scale() -> None:
 async def test_rejected_handshake_is_logged() -> None:
     async with Lab() as lab:
         server = await lab.serve(demo_app(), name="demo")
-        with pytest.raises(Exception, match="403|404"):
+        with pytest.raises(Exception, match=r"403|404"):
             await lab.connect(server.ws_url("/nope"), name="lost")
         event = await lab.events.wait_for(source="client:lost", kind="rejected")
         assert event.data["status"] in (403, 404)

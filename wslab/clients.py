@@ -121,7 +121,9 @@ class LabClient:
         self.close_code = rcvd.code if rcvd is not None else int(CloseCode.ABNORMAL_CLOSURE)
         self.close_reason = rcvd.reason if rcvd is not None else ""
         text = describe_close(self.close_code, self.close_reason)
-        event = self.events.record(self.source, "closed", text, code=self.close_code, reason=self.close_reason)
+        event = self.events.record(
+            self.source, "closed", text, code=self.close_code, reason=self.close_reason
+        )
         self.transcript.append(TranscriptEntry(event.seq, "closed", "close", text))
 
     # -- sending ---------------------------------------------------------------------------------------
@@ -138,7 +140,7 @@ class LabClient:
 
     # -- receiving -------------------------------------------------------------------------------------
     async def recv(self, timeout: float = DEFAULT_TIMEOUT) -> str | bytes:
-        """The next message, or ``TimeoutError`` / ``ConnectionError`` (with the close code) — never a hang."""
+        """The next message, or ``TimeoutError`` / ``ConnectionError`` (with the close code); never hangs."""
         try:
             message = await asyncio.wait_for(self._inbox.get(), timeout)
         except TimeoutError:

@@ -205,7 +205,8 @@ class Table:
     def _repr_html_(self) -> str:
         head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td style='text-align:left'><code>{html.escape(v)}</code></td>" for v in r)
+            "<tr>"
+            + "".join(f"<td style='text-align:left'><code>{html.escape(v)}</code></td>" for v in r)
             + "</tr>"
             for r in self.rows
         )

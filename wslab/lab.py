@@ -40,7 +40,9 @@ class Lab:
     """
 
     def __init__(self, time_scale: float | None = None) -> None:
-        factor = time_scale if time_scale is not None else float(os.environ.get("WSLAB_TIME_SCALE", DEFAULT_SCALE))
+        factor = (
+            time_scale if time_scale is not None else float(os.environ.get("WSLAB_TIME_SCALE", DEFAULT_SCALE))
+        )
         self.time = TimeScale(factor)
         self.events = EventLog()
         self._resources: dict[tuple[str, str], Resource] = {}
@@ -94,7 +96,13 @@ class Lab:
 
     # -- servers ------------------------------------------------------------------------------------------
     async def serve(
-        self, app: Any, name: str = "server", *, port: int = 0, in_thread: bool = False, **uvicorn_options: Any
+        self,
+        app: Any,
+        name: str = "server",
+        *,
+        port: int = 0,
+        in_thread: bool = False,
+        **uvicorn_options: Any,
     ) -> TaskServer | ThreadServer:
         """Run an ASGI ``app`` with uvicorn on 127.0.0.1 and return its handle.
 
@@ -119,7 +127,7 @@ class Lab:
         env: dict[str, str] | None = None,
         **uvicorn_options: Any,
     ) -> ProcessServer:
-        """Run ``app_path`` (``"module:app"``) in a child process: a real replica for multi-process lessons."""
+        """Run ``app_path`` (``"module:app"``) in a child process: a real replica, for multi-process work."""
         self._check_open()
         await self._replace("server", name)
         handle = await ProcessServer.start(
@@ -147,7 +155,9 @@ class Lab:
         """
         return await self._proxy(target, name, tap=True)
 
-    async def proxy(self, target: ServerHandle | int, name: str = "proxy", *, tap: bool = False) -> FaultProxy:
+    async def proxy(
+        self, target: ServerHandle | int, name: str = "proxy", *, tap: bool = False
+    ) -> FaultProxy:
         """A TCP relay in front of ``target``; the base of the fault-injection lessons."""
         return await self._proxy(target, name, tap=tap)
 

@@ -18,7 +18,7 @@ import itertools
 from dataclasses import dataclass
 
 from wslab.events import EventLog, Table
-from wslab.wire import CloseCode, Frame, FrameParser, Opcode, WireError, split_http_head
+from wslab.wire import CloseCode, Frame, FrameParser, HandshakeError, Opcode, WireError, split_http_head
 
 HOST = "127.0.0.1"
 CLIENT_TO_SERVER = "client → server"
@@ -83,10 +83,17 @@ class _DirectionTap:
             for frame in self.parser.feed(data):
                 self.proxy._record_frame(self.connection, self.direction, frame)
         except WireError as exc:
-            self.failed = True
-            self.proxy.events.record(
-                self.proxy.source, "tap-error", f"#{self.connection} {self.direction}: {exc}", error=exc
-            )
+            for frame in exc.frames:  # frames that completed before the bad one were real
+                self.proxy._record_frame(self.connection, self.direction, frame)
+            self._fail(exc)
+        except HandshakeError as exc:  # an HTTP head that never ends
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        self.failed = True
+        self.proxy.events.record(
+            self.proxy.source, "tap-error", f"#{self.connection} {self.direction}: {exc}", error=exc
+        )
 
 
 class FaultProxy:
@@ -205,9 +212,10 @@ class FaultProxy:
         frames = [f for f in self.frames if connection is None or f.connection == connection]
         for i, tapped in enumerate(frames, 1):
             frame = tapped.frame
-            close = ""
+            close, payload = "", frame.preview(width)
             if frame.opcode == Opcode.CLOSE and frame.close_code is not None:
                 close = CloseCode.describe(frame.close_code)
+                payload = repr(frame.close_reason) if frame.close_reason else ""
             rows.append(
                 (
                     i,
@@ -216,7 +224,7 @@ class FaultProxy:
                     "1" if frame.fin else "0",
                     "yes" if frame.masked else "no",
                     len(frame.payload),
-                    frame.preview(width),
+                    payload,
                     close,
                 )
             )

@@ -1,0 +1,97 @@
+"""The ``wslab`` command: ``wslab doctor`` now; ``wslab chat`` and ``wslab serve`` later.
+
+Every outcome is an exit code and a sentence, never a traceback: the people running this are learners
+and instructors at the start of a workshop, and CI, which reads exit codes. 0 = fine, 1 = the doctor
+found something blocking, 2 = the command was used wrongly or does not exist yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from wslab.components import COMPONENTS, REQUIRE_ENV
+
+__all__ = ["build_parser", "main"]
+
+_NOT_YET = {
+    "chat": "run the reference chat app (rooms, auth, heartbeat) on a local port",
+    "serve": "serve an ASGI app from wslab outside a notebook",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, separate from :func:`main` so that docs and tests can inspect it."""
+    parser = argparse.ArgumentParser(
+        prog="wslab",
+        description="A hands-on WebSocket course: real servers, clients, proxies, Redis, nginx, a browser.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check Python, package versions and the real components the course uses",
+        description=(
+            "Check this machine for the course. Exit 0 when everything required is here, 1 when Python or "
+            f"a package is outside the tested range or a required component is missing ({REQUIRE_ENV} "
+            "or --require)."
+        ),
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor.add_argument(
+        "--require",
+        metavar="LIST",
+        default=None,
+        help=f"components that must be present, added to ${REQUIRE_ENV}: {','.join(COMPONENTS)} or all",
+    )
+
+    for name, purpose in _NOT_YET.items():
+        commands.add_parser(name, help=f"(not yet available) {purpose}")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wslab")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from wslab import doctor
+
+    try:
+        report = doctor.collect(require=args.require)
+    except ValueError as exc:  # a typo in WSLAB_REQUIRE or --require: a usage error, not a finding
+        print(f"wslab doctor: error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(doctor.render(report))
+    return report.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m wslab`` and the ``wslab`` script; returns the exit code."""
+    parser = build_parser()
+    # parse_known_args: `wslab serve --port 8000` should get the "not yet" message, not a usage error.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command not in _NOT_YET:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "doctor":
+        return _doctor(args)
+    print(
+        f"wslab {args.command} is not available yet; it will {_NOT_YET[args.command]}. "
+        "For now: python -m wslab doctor",
+        file=sys.stderr,
+    )
+    return 2

@@ -1,0 +1,102 @@
+"""Exercises for the notebooks: ``check()`` / ``hint()`` / ``solution()``, the Kaggle learntools way.
+
+A notebook's setup cell binds its chapter to its own globals::
+
+    ex = wslab.exercises.bind("01", globals())
+    ex.q1.check()          # Not attempted / Incorrect: <why> / Correct
+    ex.q1.hint()           # ex.q1.hint(2) is more specific
+    ex.q1.solution()
+    await ex.q3.check()    # an async exercise (one that runs the learner's handler)
+
+The registry is an explicit list, not import-time magic, so ``chapters()`` and ``all_exercises()``
+(what CI iterates) cannot silently miss a chapter that nobody imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from wslab.exercises import ch01
+from wslab.exercises._core import (
+    Chapter,
+    CheckResult,
+    Exercise,
+    Hint,
+    Incorrect,
+    NotAttempted,
+    Solution,
+    Status,
+    WrongAnswer,
+    maybe_await,
+)
+
+__all__ = [
+    "BoundChapter",
+    "Chapter",
+    "CheckResult",
+    "Exercise",
+    "Hint",
+    "Incorrect",
+    "NotAttempted",
+    "Solution",
+    "Status",
+    "WrongAnswer",
+    "all_exercises",
+    "bind",
+    "chapters",
+    "maybe_await",
+]
+
+_CHAPTERS: dict[str, Chapter] = {chapter.id: chapter for chapter in (ch01.CHAPTER,)}
+
+
+class BoundChapter:
+    """A chapter's exercises bound to a notebook's globals, as attributes ``q1``, ``q2``, …"""
+
+    def __init__(self, chapter: Chapter, namespace: Mapping[str, Any]) -> None:
+        self.chapter = chapter
+        self.questions: dict[str, Exercise] = {
+            f"q{number}": exercise(namespace) for number, exercise in enumerate(chapter.exercises, start=1)
+        }
+
+    def __getattr__(self, name: str) -> Exercise:
+        questions = self.__dict__.get("questions", {})
+        if name in questions:
+            return questions[name]
+        known = ", ".join(questions) or "none"
+        raise AttributeError(f"chapter {self.chapter.id} has no exercise {name!r} (it has: {known})")
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self.questions]
+
+    def __iter__(self) -> Iterator[Exercise]:
+        return iter(self.questions.values())
+
+    def __repr__(self) -> str:
+        lines = [f"Chapter {self.chapter.notebook}: {len(self.questions)} exercises"]
+        lines += [f"  {label}  {exercise!r}" for label, exercise in self.questions.items()]
+        return "\n".join(lines)
+
+
+def chapters() -> list[str]:
+    """Chapter ids that have exercises, in course order."""
+    return sorted(_CHAPTERS)
+
+
+def all_exercises() -> Iterator[type[Exercise]]:
+    """Every exercise class of every chapter: what CI runs solutions and wrong answers through."""
+    for chapter_id in chapters():
+        yield from _CHAPTERS[chapter_id].exercises
+
+
+def bind(chapter: str, namespace: Mapping[str, Any]) -> BoundChapter:
+    """Bind a chapter's exercises to a notebook's live ``globals()``, so later answers are seen.
+
+    ``chapter`` is the id (``"01"``) or the notebook name (``"01_handshake_and_frames"``).
+    """
+    for known in _CHAPTERS.values():
+        if chapter in (known.id, known.notebook):
+            return BoundChapter(known, namespace)
+    listing = ", ".join(f"{c.id!r} ({c.notebook})" for c in _CHAPTERS.values())
+    raise LookupError(f"no exercises for chapter {chapter!r}; known chapters: {listing}")
