@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,9 @@ from wslab.timing import DEFAULT_SCALE, TimeScale
 
 Resource = ServerHandle | LabClient | FaultProxy | Path
 
-_open_labs: weakref.WeakSet[Lab] = weakref.WeakSet()
+# Strong references on purpose: a lab that was never closed still owns processes, threads and temp dirs,
+# so it must stay reachable for ``Lab.open()`` and for the exit hook even after its variable is gone.
+_open_labs: set[Lab] = set()
 
 
 class Lab:

@@ -1,0 +1,74 @@
+"""Tokens: short-lived HS256 JWTs, checked in the first message rather than in the URL (catalogue F24).
+
+A token in the query string ends up in every access log on the way (uvicorn logs the full path at
+INFO); a token in the first WebSocket message does not. The server gives a new socket
+``auth_timeout`` seconds to send ``{"type": "auth", "token": ...}``, and registers nothing before
+that (F29). Tokens expire; an open socket is closed when its token does (F28), unless the client
+refreshes it in-band with ``reauth``.
+
+Expiry is checked here, not by PyJWT, for two reasons: PyJWT compares ``int(exp)`` with the clock, so
+a lab token that lives 0.3 s would be off by up to a second; and taking ``now`` as a parameter makes
+expiry testable without sleeping. ``exp`` is therefore written as a float (RFC 7519 allows
+non-integer NumericDates).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+ALGORITHM = "HS256"
+
+
+class TokenError(Exception):
+    """The token cannot be used: base class of :class:`TokenInvalid` and :class:`TokenExpired`."""
+
+
+class TokenInvalid(TokenError):
+    """Not a token signed by us with a subject and an expiry: reject (close 4001), do not retry."""
+
+
+class TokenExpired(TokenError):
+    """A genuine token whose time is up: get a fresh one (close 4002), then reconnect or ``reauth``."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    """What the app uses from a verified token: who, and until when (Unix time, seconds)."""
+
+    user: str
+    expires_at: float
+
+    def expires_in(self, now: float | None = None) -> float:
+        """Seconds left before expiry (negative once expired)."""
+        return self.expires_at - (time.time() if now is None else now)
+
+
+def issue_token(user: str, secret: str, ttl: float, now: float | None = None) -> str:
+    """A token for ``user`` valid for ``ttl`` seconds from ``now`` (default: the current time)."""
+    if not user:
+        raise ValueError("a token needs a user name")
+    issued = time.time() if now is None else now
+    return jwt.encode({"sub": user, "iat": issued, "exp": issued + ttl}, secret, algorithm=ALGORITHM)
+
+
+def verify_token(token: str, secret: str, now: float | None = None) -> Claims:
+    """The claims of ``token``, or :class:`TokenInvalid` / :class:`TokenExpired` saying why not."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],  # never trust the token's own "alg" header
+            options={"require": ["sub", "exp"], "verify_exp": False, "verify_iat": False},
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenInvalid(f"invalid token: {exc}") from None
+    user, exp = payload["sub"], payload["exp"]
+    if not isinstance(user, str) or not user or not isinstance(exp, (int, float)):
+        raise TokenInvalid("invalid token: 'sub' must be a name and 'exp' a number")
+    claims = Claims(user=user, expires_at=float(exp))
+    if claims.expires_in(now) <= 0:
+        raise TokenExpired(f"token for {user!r} expired {-claims.expires_in(now):.3g} s ago")
+    return claims

@@ -1,0 +1,170 @@
+"""The chat protocol: every message either side may send, in one place.
+
+Frames are UTF-8 **text** frames holding one JSON object with a ``type``. A binary frame is a
+protocol error: the server closes with 1003 (UNSUPPORTED_DATA, catalogue F32).
+
+Client → server
+
+=========  ===================================  ================================================
+type       fields                               meaning
+=========  ===================================  ================================================
+auth       token: str                           must be the first message, within auth_timeout
+say        text: str, exclude_self: bool=False  broadcast to the room (optionally not to oneself)
+dm         to: str, text: str                   direct message to a user in the same room
+reauth     token: str                           a fresh token for the same user: extends expiry
+pong       (none)                               answer to a server heartbeat (reserved)
+=========  ===================================  ================================================
+
+Server → client (every one carries ``seq``, the room's sequence number: strictly increasing in
+what one client receives, with gaps where a message went to someone else)
+
+=========  ===================================  ================================================
+type       fields                               meaning
+=========  ===================================  ================================================
+ready      user, room, members: list[str]       authenticated and joined; members includes you
+joined     user                                 someone else joined the room
+left       user                                 someone else left (or was evicted)
+message    from, text                           a ``say`` from ``from``
+dm         from, text                           a direct message to you
+error      reason, detail                       your last message was refused; the socket stays open
+reauthed   expires_in: float                    the new token is accepted; seconds it has left
+=========  ===================================  ================================================
+
+``error.reason`` is one of :data:`ERROR_REASONS`. Connection-level failures are close codes instead
+(see :class:`wslab.wire.CloseCode`): 4001 no/invalid auth, 4002 token expired, 4008 rate limited,
+4009 too slow to keep up, 1003 binary frame, 1009 message too big.
+
+A malformed message (not JSON, unknown ``type``, wrong fields) is answered with ``error`` and the
+connection stays usable (F03): one bad message must not cost a user their session.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+# --- client -> server -----------------------------------------------------------------------------
+
+
+class _ClientMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Auth(_ClientMessage):
+    type: Literal["auth"]
+    token: str
+
+
+class Say(_ClientMessage):
+    type: Literal["say"]
+    text: Annotated[str, Field(min_length=1)]
+    exclude_self: bool = False
+
+
+class Dm(_ClientMessage):
+    type: Literal["dm"]
+    to: Annotated[str, Field(min_length=1)]
+    text: Annotated[str, Field(min_length=1)]
+
+
+class Reauth(_ClientMessage):
+    type: Literal["reauth"]
+    token: str
+
+
+class Pong(_ClientMessage):
+    type: Literal["pong"]
+
+
+ClientMessage = Annotated[Auth | Say | Dm | Reauth | Pong, Field(discriminator="type")]
+_client_adapter: TypeAdapter[Auth | Say | Dm | Reauth | Pong] = TypeAdapter(ClientMessage)
+
+ERROR_REASONS = ("bad_json", "unknown_type", "invalid_message", "unexpected", "unknown_user", "bad_token")
+"""``bad_json``: not a JSON object; ``unknown_type``: missing or unknown ``type``; ``invalid_message``:
+wrong fields for its type; ``unexpected``: valid but not now (a second ``auth``); ``unknown_user``: a
+``dm`` to nobody in this room; ``bad_token``: a ``reauth`` that cannot extend the session."""
+
+
+class ProtocolViolation(Exception):
+    """A client message the server refuses; becomes an ``error`` message with this reason and detail."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def parse_client_message(text: str) -> Auth | Say | Dm | Reauth | Pong:
+    """Validate one text frame; raise :class:`ProtocolViolation` with a reason a client can act on."""
+    try:
+        return _client_adapter.validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        kind = first["type"]
+        if kind == "json_invalid":
+            raise ProtocolViolation("bad_json", f"not valid JSON: {first['msg']}") from None
+        if kind in ("union_tag_invalid", "union_tag_not_found"):
+            raise ProtocolViolation("unknown_type", _short(first["msg"])) from None
+        if kind in ("model_attributes_type", "model_type", "dict_type"):
+            raise ProtocolViolation("bad_json", "a message is a JSON object with a 'type'") from None
+        where = ".".join(str(part) for part in first["loc"][1:]) or "message"
+        raise ProtocolViolation("invalid_message", f"{where}: {first['msg']}") from None
+
+
+def _short(text: str, width: int = 200) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- server -> client -----------------------------------------------------------------------------
+
+
+class ServerMessage(BaseModel):
+    """Base of what the server sends; ``seq`` is stamped by the room at the moment of sending."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    seq: int = 0
+
+    def encode(self, seq: int) -> str:
+        """The JSON text of this message with ``seq``: built once, then sent to every recipient."""
+        return self.model_copy(update={"seq": seq}).model_dump_json(by_alias=True)
+
+
+class Ready(ServerMessage):
+    type: Literal["ready"] = "ready"
+    user: str
+    room: str
+    members: list[str]
+
+
+class Joined(ServerMessage):
+    type: Literal["joined"] = "joined"
+    user: str
+
+
+class Left(ServerMessage):
+    type: Literal["left"] = "left"
+    user: str
+
+
+class Message(ServerMessage):
+    type: Literal["message"] = "message"
+    sender: str = Field(serialization_alias="from")
+    text: str
+
+
+class DirectMessage(ServerMessage):
+    type: Literal["dm"] = "dm"
+    sender: str = Field(serialization_alias="from")
+    text: str
+
+
+class Error(ServerMessage):
+    type: Literal["error"] = "error"
+    reason: str
+    detail: str
+
+
+class Reauthed(ServerMessage):
+    type: Literal["reauthed"] = "reauthed"
+    expires_in: float

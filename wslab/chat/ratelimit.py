@@ -1,0 +1,48 @@
+"""A token bucket: the per-connection message rate limit (catalogue F27).
+
+A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per second; each message takes
+one. A client may send a short burst (a paste, a reconnect catching up) but not sustain more than
+``rate`` messages a second. The clock is a parameter so that a test can drive time by hand instead of
+sleeping, and so that a lesson can show the arithmetic step by step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    """``take()`` is True while the caller is within ``rate`` per second with bursts up to ``burst``.
+
+    >>> now = [0.0]
+    >>> bucket = TokenBucket(rate=1, burst=2, clock=lambda: now[0])
+    >>> [bucket.take() for _ in range(3)]
+    [True, True, False]
+    >>> now[0] = 1.0
+    >>> bucket.take()
+    True
+    """
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"a token bucket needs rate > 0 and burst >= 1, got rate={rate}, burst={burst}")
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.tokens = float(burst)  # a new connection may burst at once
+        self._last = clock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        # max() guards against a clock that steps back: never remove tokens because of it.
+        self.tokens = min(self.burst, self.tokens + max(now - self._last, 0.0) * self.rate)
+        self._last = now
+
+    def take(self, tokens: float = 1.0) -> bool:
+        """Spend ``tokens`` if there are enough; False (and nothing spent) if the caller is too fast."""
+        self._refill()
+        if self.tokens >= tokens:
+            self.tokens -= tokens
+            return True
+        return False

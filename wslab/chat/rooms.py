@@ -1,0 +1,209 @@
+"""Rooms and fan-out: who is where, and how a message reaches them without anyone waiting on anyone.
+
+The rules, each the fix for a catalogued failure:
+
+* **Membership belongs to the owning handler** (F01, F03). ``async with manager.membership(...)``
+  registers a member and removes it in ``finally``, whatever ends the connection. The broadcaster
+  never removes anyone.
+* **A broadcast never awaits a socket** (F06). Every member has a bounded outbound queue drained by
+  its own sender task (:meth:`Member.send_loop`, the only writer of that socket, F31); ``broadcast``
+  only does ``put_nowait``. A stalled peer cannot stall the room.
+* **Nothing grows without bound, nothing is dropped silently** (F07). A member whose queue is full
+  is evicted: its handler closes it with 4009 (SLOW_CONSUMER) and the eviction is counted and
+  reported. It can reconnect and catch up; everybody else kept receiving in order.
+* **Every message carries the room's ``seq``**, assigned and enqueued in the same synchronous step,
+  so each member's queue is in ``seq`` order.
+* The JSON of a broadcast is encoded once and the same ``str`` goes to every recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from wslab.chat.protocol import Joined, Left, Ready, ServerMessage
+from wslab.wire import CloseCode
+
+Report = Callable[[str, str], None]
+"""``report(kind, message)``: where the app tells the outside world what happened. Never ``print``."""
+
+
+def no_report(kind: str, message: str) -> None:
+    """The default report hook: do nothing."""
+
+
+@dataclass
+class Stats:
+    """Counters a lesson asserts on (``assert app.state.chat.stats.evictions == 1``)."""
+
+    enqueued: int = 0
+    """Messages put on some member's outbound queue (one per recipient)."""
+    delivered: int = 0
+    """Messages a sender task handed to its socket."""
+    evictions: int = 0
+    """Members closed with 4009 because their queue overflowed."""
+
+
+@dataclass(frozen=True)
+class Eviction:
+    """Who was evicted, from where, and how far behind they were."""
+
+    user: str
+    room: str
+    queued: int
+
+
+class Member:
+    """One authenticated connection in one room: its outbound queue and the request to close it."""
+
+    def __init__(self, user: str, room: str, queue_size: int, stats: Stats) -> None:
+        self.user = user
+        self.room = room
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=queue_size)
+        self.delivered = 0
+        self.close_request: tuple[CloseCode, str] | None = None
+        self.stopped = asyncio.Event()
+        self._stats = stats
+
+    @property
+    def active(self) -> bool:
+        """False once the member is asked to close: nothing more is queued for it."""
+        return self.close_request is None
+
+    def offer(self, text: str) -> bool:
+        """Queue ``text`` without waiting; False if the queue is full (the caller decides what then)."""
+        try:
+            self.outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            return False
+        self._stats.enqueued += 1
+        return True
+
+    def request_close(self, code: CloseCode, reason: str) -> None:
+        """Ask the owning handler to close this connection (the first request wins)."""
+        if self.close_request is None:
+            self.close_request = (code, reason)
+            self.stopped.set()
+
+    async def send_loop(self, send: Callable[[str], Awaitable[None]]) -> None:
+        """The one writer of this socket: send queued messages in order, forever (cancel to stop)."""
+        while True:
+            text = await self.outbox.get()
+            await send(text)
+            self.delivered += 1
+            self._stats.delivered += 1
+
+    def __repr__(self) -> str:
+        return f"<Member {self.user!r} in {self.room!r}, {self.outbox.qsize()} queued>"
+
+
+class Room:
+    """The members of one room, in join order, and its sequence counter."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.members: dict[Member, None] = {}  # an ordered set
+        self.seq = 0
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+
+class ConnectionManager:
+    """All rooms of one app process. ``app.state.chat`` is this object; see the module docstring."""
+
+    def __init__(self, queue_size: int = 64, report: Report = no_report) -> None:
+        self.queue_size = queue_size
+        self.report = report
+        self.stats = Stats()
+        self.evictions: list[Eviction] = []
+        self._rooms: dict[str, Room] = {}
+
+    # -- what a lesson looks at ------------------------------------------------------------------------
+    @property
+    def rooms(self) -> dict[str, list[str]]:
+        """Room name -> member names in join order; a room with nobody left is not listed."""
+        return {name: [m.user for m in room.members] for name, room in self._rooms.items()}
+
+    def seq(self, room: str) -> int:
+        """The last sequence number used in ``room`` (0 for a room that does not exist)."""
+        existing = self._rooms.get(room)
+        return existing.seq if existing is not None else 0
+
+    # -- membership ------------------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
+        """Join ``room`` as ``user`` for the duration of the block; leaving is guaranteed."""
+        member = self._join(room, user)
+        try:
+            yield member
+        finally:
+            self._leave(member)
+
+    def _join(self, room_name: str, user: str) -> Member:
+        room = self._rooms.setdefault(room_name, Room(room_name))
+        member = Member(user, room_name, self.queue_size, self.stats)
+        room.members[member] = None
+        self.send_to(member, Ready(user=user, room=room_name, members=[m.user for m in room.members]))
+        self.broadcast(room_name, Joined(user=user), exclude=member)
+        self.report("joined", f"{user} joined {room_name}")
+        return member
+
+    def _leave(self, member: Member) -> None:
+        member.request_close(CloseCode.NORMAL_CLOSURE, "left")  # nothing more is queued for it
+        room = self._rooms.get(member.room)
+        if room is None or member not in room.members:
+            return
+        del room.members[member]
+        if room.members:
+            self.broadcast(room.name, Left(user=member.user))
+        else:
+            del self._rooms[room.name]  # an empty room holds nothing worth keeping
+        self.report("left", f"{member.user} left {member.room}")
+
+    # -- fan-out ---------------------------------------------------------------------------------------
+    def broadcast(self, room: str, message: ServerMessage, exclude: Member | None = None) -> int:
+        """Queue ``message`` for everyone in ``room`` but ``exclude``; returns how many got it queued."""
+        target = self._rooms.get(room)
+        if target is None:
+            return 0
+        text = message.encode(target.next_seq())  # encoded once for every recipient
+        # A snapshot: evicting during the loop must not change what we iterate over.
+        recipients = [m for m in target.members if m is not exclude]
+        return sum(self._deliver(m, text) for m in recipients)
+
+    def send_to(self, member: Member, message: ServerMessage) -> bool:
+        """Queue ``message`` for one member, stamped with its room's next ``seq``."""
+        room = self._rooms.get(member.room)
+        if room is None or member not in room.members:
+            return False
+        return self._deliver(member, message.encode(room.next_seq()))
+
+    def direct(self, room: str, to: str, message: ServerMessage) -> int:
+        """Queue ``message`` for every connection of user ``to`` in ``room``; 0 if there is none."""
+        target = self._rooms.get(room)
+        if target is None:
+            return 0
+        recipients = [m for m in target.members if m.user == to and m.active]
+        if not recipients:
+            return 0
+        text = message.encode(target.next_seq())
+        return sum(self._deliver(m, text) for m in recipients)
+
+    def _deliver(self, member: Member, text: str) -> bool:
+        if not member.active:
+            return False
+        if member.offer(text):
+            return True
+        self._evict(member)
+        return False
+
+    def _evict(self, member: Member) -> None:
+        queued = member.outbox.qsize()
+        member.request_close(CloseCode.SLOW_CONSUMER, f"too slow: {queued} messages queued")
+        self.stats.evictions += 1
+        self.evictions.append(Eviction(member.user, member.room, queued))
+        self.report("evicted", f"{member.user} in {member.room}: outbound queue full ({queued} messages)")

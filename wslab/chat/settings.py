@@ -1,0 +1,59 @@
+"""ChatSettings: every limit and deadline of the chat app, in one frozen value.
+
+Durations are real seconds. The app knows nothing about the lab's time scale: a lesson passes
+``auth_timeout=lab.seconds(5)`` and says "5 s in production", so the app stays production code.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """Limits and deadlines of one chat app; the defaults are sensible production values.
+
+    Origins (catalogue F25). The Origin header is what a *browser* says about the page that opened the
+    socket; it protects users from other web sites, it is not authentication (any other client can
+    forge it). So:
+
+    * a request **without** an Origin header (a script, a CLI, a test client) is allowed when
+      ``allow_missing_origin`` (the default): it cannot be a cross-site page in a victim's browser;
+    * a request whose Origin is in ``allowed_origins`` (exact ``scheme://host[:port]`` strings) is
+      allowed;
+    * with ``allow_same_origin`` (the default), an Origin naming the very host and port the request
+      was sent to (the page served by this app) is allowed, so the chat page works on any port;
+    * anything else is refused *before* the handshake completes: the client gets HTTP 403.
+    """
+
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    """HS256 key for the tokens; random per app unless given (tests and multi-process setups share one)."""
+    allowed_origins: frozenset[str] = frozenset()
+    allow_same_origin: bool = True
+    allow_missing_origin: bool = True
+    auth_timeout: float = 5.0
+    """Seconds a new socket may take to send its ``auth`` message (F24/F29) before it is closed 4001."""
+    token_ttl: float = 15 * 60.0
+    """Lifetime of tokens the app hands out (``issue_token(user, secret, token_ttl)``); an open socket
+    closes 4002 when its token ends, unless the client sent ``reauth`` first (F28)."""
+    max_message_bytes: int = 4096
+    """Largest accepted text message, in UTF-8 bytes; larger ones close the socket with 1009 (F26)."""
+    rate: float = 10.0
+    """Sustained messages per second per connection (F27)."""
+    burst: int = 20
+    """Messages a connection may send at once before ``rate`` applies."""
+    queue_size: int = 64
+    """Outbound messages buffered per connection; a peer whose queue overflows is evicted 4009 (F06/F07)."""
+    close_timeout: float = 5.0
+    """Seconds the server waits for its close frame to get out to a peer that stopped reading."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.allowed_origins, (list, tuple, set)):
+            object.__setattr__(self, "allowed_origins", frozenset(self.allowed_origins))
+        for name in ("auth_timeout", "token_ttl", "rate", "close_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ChatSettings.{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("max_message_bytes", "burst", "queue_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ChatSettings.{name} must be at least 1, got {getattr(self, name)!r}")
