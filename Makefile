@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 ## Start the course in JupyterLab (opens notebooks/).
+# JupyterLab refuses to run as root without --allow-root (containers, CI boxes); pass it only there.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root) $(ARGS)
 
 ## Run every test: unit tests, integration tests and every notebook under strict nbval.
 test: $(STAMP)

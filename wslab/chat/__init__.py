@@ -1,0 +1,36 @@
+"""The reference real-time chat, done right: rooms, first-message auth, limits, bounded fan-out.
+
+Modules, one job each: :mod:`~wslab.chat.protocol` (the messages, documented in one table),
+:mod:`~wslab.chat.auth` (tokens), :mod:`~wslab.chat.ratelimit` (token bucket),
+:mod:`~wslab.chat.origins` (the Origin allowlist), :mod:`~wslab.chat.rooms` (membership and fan-out),
+:mod:`~wslab.chat.session` (one connection's state machine), :mod:`~wslab.chat.app` (the FastAPI app).
+
+>>> app = create_app(ChatSettings(auth_timeout=lab.seconds(5)))      # doctest: +SKIP
+>>> server = await lab.serve(app, name="chat")
+>>> alice = await lab.connect(server.ws_url("/ws/chat/lobby"), name="alice")
+>>> await alice.send_json({"type": "auth", "token": issue_token("alice", app.state.settings.secret, 60)})
+"""
+
+from wslab.chat.app import create_app
+from wslab.chat.auth import Claims, TokenError, TokenExpired, TokenInvalid, issue_token, verify_token
+from wslab.chat.ratelimit import TokenBucket
+from wslab.chat.rooms import ConnectionManager, Eviction, Member, Stats
+from wslab.chat.session import State
+from wslab.chat.settings import ChatSettings
+
+__all__ = [
+    "ChatSettings",
+    "Claims",
+    "ConnectionManager",
+    "Eviction",
+    "Member",
+    "State",
+    "Stats",
+    "TokenBucket",
+    "TokenError",
+    "TokenExpired",
+    "TokenInvalid",
+    "create_app",
+    "issue_token",
+    "verify_token",
+]

@@ -1,0 +1,54 @@
+"""``create_app()``: the FastAPI application of the reference chat.
+
+The one route is ``/ws/chat/{room_id}``: one room per connection, named in the path (no secrets in
+the URL, catalogue F24). What happens on a connection is :class:`~wslab.chat.session.ChatSession`;
+who is in which room is :class:`~wslab.chat.rooms.ConnectionManager`, exposed as
+``app.state.chat`` so a lesson can assert on rooms, evictions and counters.
+
+Two checks happen before ``accept()``:
+
+* **Origin** (F25). A refused Origin is answered by closing before accepting, which ASGI servers turn
+  into an HTTP **403** handshake response (the client sees ``InvalidStatus``; there is no WebSocket
+  close code, because there never was a WebSocket).
+* Nothing else: auth happens in the first message (F24), not in the handshake.
+
+Size limits exist at two levels (F26). uvicorn's ``ws_max_size`` (default 16 MiB) is the server's
+hard ceiling: the transport refuses bigger frames before the app sees them. The app's own
+``max_message_bytes`` is the protocol's limit (KB, not MB, for chat) and is what gives the client a
+clean 1009 MESSAGE_TOO_BIG with a reason from the app. Run the server with ``ws_max_size`` a little
+above ``max_message_bytes`` so that no frame much larger than the protocol allows is ever buffered.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, WebSocket
+
+from wslab.chat.origins import origin_allowed
+from wslab.chat.rooms import ConnectionManager, Report, no_report
+from wslab.chat.session import ChatSession
+from wslab.chat.settings import ChatSettings
+from wslab.wire import CloseCode
+
+
+def create_app(settings: ChatSettings | None = None, report: Report = no_report) -> FastAPI:
+    """A new chat app with its own rooms; ``report(kind, message)`` receives what happens (never printed).
+
+    In a lab: ``create_app(settings, report=lambda kind, msg: lab.events.record("chat", kind, msg))``.
+    """
+    settings = settings if settings is not None else ChatSettings()
+    manager = ConnectionManager(queue_size=settings.queue_size, report=report)
+    app = FastAPI(title="wslab chat")
+    app.state.chat = manager
+    app.state.settings = settings
+
+    @app.websocket("/ws/chat/{room_id}")
+    async def chat(websocket: WebSocket, room_id: str) -> None:
+        origin = websocket.headers.get("origin")
+        if not origin_allowed(origin, websocket.headers.get("host"), settings):
+            report("rejected", f"handshake from origin {origin!r} refused (HTTP 403)")
+            # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
+            await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
+            return
+        await ChatSession(websocket, room_id, manager, settings, report).run()
+
+    return app

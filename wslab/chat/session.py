@@ -1,0 +1,240 @@
+"""One connection, from handshake to close: an explicit AWAIT_AUTH → READY → CLOSED state machine.
+
+* **AWAIT_AUTH** (catalogue F24, F29): the socket is accepted but belongs to no room and receives
+  nothing. Its first message must be ``auth`` with a valid token, within ``auth_timeout``; otherwise
+  it is closed with 4001 (UNAUTHORIZED), or 4002 (TOKEN_EXPIRED) for a genuine but expired token.
+* **READY**: a member of its room. Three tasks run in one ``TaskGroup`` (F31): the *reader* (the only
+  caller of ``receive``), the *sender* (the only caller of ``send``, draining the member's bounded
+  queue) and the *watchdog* (token expiry, F28, and close requests such as an eviction). When one of
+  them decides the connection is over, the group cancels the others.
+* **CLOSED**: membership is gone (removed in ``finally``), then the close frame goes out.
+
+Every decision to close is a :class:`CloseConnection` carrying a :class:`~wslab.wire.CloseCode`, so
+there is one place where the socket is closed and one place where it is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import time
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
+from wslab.chat.protocol import (
+    Auth,
+    DirectMessage,
+    Dm,
+    Error,
+    Message,
+    Pong,
+    ProtocolViolation,
+    Reauth,
+    Reauthed,
+    Say,
+    parse_client_message,
+)
+from wslab.chat.ratelimit import TokenBucket
+from wslab.chat.rooms import ConnectionManager, Member, Report
+from wslab.chat.settings import ChatSettings
+from wslab.wire import CloseCode
+
+
+class State(enum.Enum):
+    """Where a connection is in its life; only the transitions in ``_NEXT`` are legal."""
+
+    AWAIT_AUTH = "await_auth"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+_NEXT = {State.AWAIT_AUTH: {State.READY, State.CLOSED}, State.READY: {State.CLOSED}, State.CLOSED: set()}
+
+
+class CloseConnection(Exception):
+    """The server decided to end this connection with ``code`` and ``reason``."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(f"{CloseCode.describe(code)}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+class PeerGone(Exception):
+    """The client disconnected (or its socket failed): nothing left to close."""
+
+
+_SEND_FAILURES = (WebSocketDisconnect, RuntimeError, OSError)
+"""What a send to a vanished peer raises, depending on the server stack (catalogue F01, F05)."""
+
+
+class ChatSession:
+    """Runs one WebSocket connection of the chat; create one per connection and ``await run()``."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        room: str,
+        manager: ConnectionManager,
+        settings: ChatSettings,
+        report: Report,
+    ) -> None:
+        self.websocket = websocket
+        self.room = room
+        self.manager = manager
+        self.settings = settings
+        self.report = report
+        self.state = State.AWAIT_AUTH
+        self.claims: Claims | None = None
+        self.bucket = TokenBucket(settings.rate, settings.burst)
+
+    def _move(self, state: State) -> None:
+        if state not in _NEXT[self.state]:
+            raise RuntimeError(f"illegal chat state transition {self.state.name} -> {state.name}")
+        self.state = state
+
+    @property
+    def who(self) -> str:
+        return self.claims.user if self.claims is not None else "anonymous"
+
+    # -- the whole life --------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Accept, authenticate, take part in the room, and close; never leaves membership behind."""
+        await self.websocket.accept()
+        closing: CloseConnection | None = None
+        try:
+            self.claims = await self._authenticate()
+            self._move(State.READY)
+            async with self.manager.membership(self.room, self.claims.user) as member:
+                closing = await self._serve(member)
+        except CloseConnection as exc:  # refused during AWAIT_AUTH
+            closing = exc
+        except PeerGone:
+            pass
+        finally:
+            self._move(State.CLOSED)
+        if closing is not None:
+            await self._close(closing)
+
+    async def _serve(self, member: Member) -> CloseConnection | None:
+        closing: CloseConnection | None = None
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._send_loop(member), name=f"chat-send-{member.user}")
+                tasks.create_task(self._read_loop(member), name=f"chat-read-{member.user}")
+                tasks.create_task(self._watchdog(member), name=f"chat-watch-{member.user}")
+        except* CloseConnection as group:
+            closing = group.exceptions[0]  # type: ignore[assignment]
+        except* PeerGone:
+            pass
+        return closing
+
+    async def _close(self, closing: CloseConnection) -> None:
+        kind = {
+            CloseCode.UNAUTHORIZED: "auth_failed",
+            CloseCode.TOKEN_EXPIRED: "auth_failed",
+            CloseCode.SLOW_CONSUMER: "evicted",
+        }.get(closing.code, "closed")
+        if closing.code is not CloseCode.SLOW_CONSUMER:  # the manager reported the eviction already
+            self.report(kind, f"{self.who} in {self.room}: {closing}")
+        # A peer that stopped reading may never take the close frame; do not wait for it forever.
+        with contextlib.suppress(TimeoutError, *_SEND_FAILURES):
+            async with asyncio.timeout(self.settings.close_timeout):
+                await self.websocket.close(int(closing.code), closing.reason)
+
+    # -- AWAIT_AUTH --------------------------------------------------------------------------------------
+    async def _authenticate(self) -> Claims:
+        try:
+            async with asyncio.timeout(self.settings.auth_timeout):
+                text = await self._receive_text()
+        except TimeoutError:
+            raise CloseConnection(CloseCode.UNAUTHORIZED, "no auth message in time") from None
+        try:
+            message = parse_client_message(text)
+        except ProtocolViolation as exc:
+            raise CloseConnection(CloseCode.UNAUTHORIZED, f"expected auth first ({exc.reason})") from None
+        if not isinstance(message, Auth):
+            raise CloseConnection(CloseCode.UNAUTHORIZED, f"expected auth first, got {message.type}")
+        try:
+            return verify_token(message.token, self.settings.secret)
+        except TokenExpired:
+            raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired") from None
+        except TokenInvalid:
+            raise CloseConnection(CloseCode.UNAUTHORIZED, "invalid token") from None
+
+    async def _receive_text(self) -> str:
+        """The next text message, after the checks that apply to every frame (F26, F32)."""
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise PeerGone
+        text = message.get("text")
+        if text is None:
+            raise CloseConnection(CloseCode.UNSUPPORTED_DATA, "binary frames are not supported; send text")
+        # Cheap bound first: a str of n characters is at most 4n UTF-8 bytes.
+        if len(text) * 4 > self.settings.max_message_bytes and (
+            len(text.encode()) > self.settings.max_message_bytes
+        ):
+            raise CloseConnection(
+                CloseCode.MESSAGE_TOO_BIG, f"messages are limited to {self.settings.max_message_bytes} bytes"
+            )
+        return text
+
+    # -- READY -----------------------------------------------------------------------------------------
+    async def _send_loop(self, member: Member) -> None:
+        try:
+            await member.send_loop(self.websocket.send_text)
+        except _SEND_FAILURES:
+            raise PeerGone from None
+
+    async def _read_loop(self, member: Member) -> None:
+        while True:
+            text = await self._receive_text()
+            if not self.bucket.take():
+                raise CloseConnection(CloseCode.RATE_LIMITED, f"more than {self.settings.rate:g} messages/s")
+            try:
+                self._handle(member, parse_client_message(text))
+            except ProtocolViolation as exc:
+                self.manager.send_to(member, Error(reason=exc.reason, detail=exc.detail))
+
+    def _handle(self, member: Member, message: Auth | Say | Dm | Reauth | Pong) -> None:
+        """Act on one valid message; synchronous, so a handler can never await a peer's socket."""
+        if isinstance(message, Say):
+            exclude = member if message.exclude_self else None
+            self.manager.broadcast(self.room, Message(sender=member.user, text=message.text), exclude=exclude)
+        elif isinstance(message, Dm):
+            dm = DirectMessage(sender=member.user, text=message.text)
+            if not self.manager.direct(self.room, message.to, dm):
+                raise ProtocolViolation("unknown_user", f"nobody called {message.to!r} is in {self.room!r}")
+        elif isinstance(message, Reauth):
+            self.claims = self._reauthenticate(message.token)
+            self.manager.send_to(member, Reauthed(expires_in=round(self.claims.expires_in(), 3)))
+        elif isinstance(message, Auth):
+            raise ProtocolViolation("unexpected", "already authenticated; use reauth to refresh the token")
+        # Pong: heartbeats are not implemented yet; a pong is accepted and needs no answer.
+
+    def _reauthenticate(self, token: str) -> Claims:
+        assert self.claims is not None
+        try:
+            claims = verify_token(token, self.settings.secret)
+        except (TokenExpired, TokenInvalid) as exc:
+            raise ProtocolViolation("bad_token", str(exc)) from None
+        if claims.user != self.claims.user:
+            raise ProtocolViolation("bad_token", "the new token is for another user")
+        if claims.expires_at <= self.claims.expires_at:
+            raise ProtocolViolation("bad_token", "the new token does not expire later than the current one")
+        return claims
+
+    async def _watchdog(self, member: Member) -> None:
+        """Close on token expiry (re-checked after each wake-up: reauth may have moved it) or on request."""
+        while True:
+            assert self.claims is not None
+            left = self.claims.expires_in(time.time())
+            if left <= 0:
+                raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await member.stopped.wait()
+            if member.close_request is not None:
+                raise CloseConnection(*member.close_request)
