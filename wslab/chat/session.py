@@ -134,7 +134,7 @@ class ChatSession:
     async def _close(self, closing: CloseConnection) -> None:
         kind = {
             CloseCode.UNAUTHORIZED: "auth_failed",
-            CloseCode.TOKEN_EXPIRED: "auth_failed",
+            CloseCode.TOKEN_EXPIRED: "token_expired",
             CloseCode.SLOW_CONSUMER: "evicted",
         }.get(closing.code, "closed")
         if closing.code is not CloseCode.SLOW_CONSUMER:  # the manager reported the eviction already
@@ -197,6 +197,11 @@ class ChatSession:
                 self._handle(member, parse_client_message(text))
             except ProtocolViolation as exc:
                 self.manager.send_to(member, Error(reason=exc.reason, detail=exc.detail))
+            # receive() does not suspend while frames are already buffered, so a burst from one client
+            # would otherwise fill every peer's queue before any sender task ran, and evict healthy
+            # peers. One yield per message lets each sender drain its queue (it sends without waiting
+            # while the transport is writable).
+            await asyncio.sleep(0)
 
     def _handle(self, member: Member, message: Auth | Say | Dm | Reauth | Pong) -> None:
         """Act on one valid message; synchronous, so a handler can never await a peer's socket."""

@@ -202,7 +202,15 @@ def _is_placeholder(value: object) -> bool:
         return True
     if not inspect.isfunction(value):
         return False
-    body = [(i.opname, i.argval) for i in dis.get_instructions(value) if i.opname not in _PROLOGUE_OPS]
+    body: list[tuple[str, object]] = []
+    for instruction in dis.get_instructions(value):
+        if instruction.opname in _PROLOGUE_OPS:
+            continue
+        body.append((instruction.opname, instruction.argval))
+        # Stop at the first return: what follows it in an empty body is the exception-handling tail that
+        # Python 3.12+ adds to coroutines, not the learner's code.
+        if instruction.opname in ("RETURN_VALUE", "RETURN_CONST"):
+            break
     return body in ([("LOAD_CONST", None), ("RETURN_VALUE", None)], [("RETURN_CONST", None)])
 
 
