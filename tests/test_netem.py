@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from wslab import Lab
@@ -110,3 +112,97 @@ async def test_tap_reports_a_broken_stream_and_still_forwards_it() -> None:
         error = await lab.events.wait_for(source="proxy:tap", kind="tap-error")
         assert CLIENT_TO_SERVER in error.message and "mask" in error.message
         assert [(f.direction, f.frame.close_code) for f in tap.frames] == [(SERVER_TO_CLIENT, 1002)]
+
+
+async def test_blackhole_keeps_both_sockets_open_and_passes_nothing() -> None:
+    from wslab.netem import Mode
+
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="demo")
+        proxy = await lab.proxy(server)
+        client = await lab.connect(proxy.ws_url("/ws/echo"), name="c")
+        proxy.mode = Mode.BLACKHOLE
+        await client.send("lost")
+        await client.expect_silence(0.1)
+        assert not client.closed and server.open_connections == 1  # nobody noticed: a half-open peer
+        assert proxy.bytes_dropped[CLIENT_TO_SERVER] > 0
+        proxy.mode = Mode.PASS
+        await client.send("found")
+        assert await client.recv() == "found"
+
+
+async def test_idle_timeout_cuts_a_quiet_connection_without_a_close_frame() -> None:
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="demo")
+        proxy = await lab.proxy(server)
+        proxy.idle_timeout = 0.15
+        quiet = await lab.connect(proxy.ws_url("/ws/echo"), name="quiet")
+        chatty = await lab.connect(proxy.ws_url("/ws/echo"), name="chatty")
+        for _ in range(6):  # traffic every 0.05 s keeps chatty's connection alive
+            await chatty.send("x")
+            await chatty.recv()
+            await asyncio.sleep(0.05)
+        assert await quiet.wait_closed(1) == "1006 ABNORMAL_CLOSURE"
+        assert not chatty.closed
+        assert lab.events.count(source="proxy:proxy", kind="idle-timeout") == 1
+
+
+async def test_delay_holds_every_chunk_and_keeps_order() -> None:
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="demo")
+        proxy = await lab.proxy(server)
+        client = await lab.connect(proxy.ws_url("/ws/echo"), name="c")
+        proxy.delay = 0.05
+        started = asyncio.get_running_loop().time()
+        for i in range(5):
+            await client.send(str(i))
+        assert [await client.recv() for _ in range(5)] == ["0", "1", "2", "3", "4"]
+        assert asyncio.get_running_loop().time() - started >= 0.1  # one delay each way
+
+
+async def test_throttle_slows_a_transfer_to_the_set_rate() -> None:
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="demo")
+        proxy = await lab.proxy(server)
+        client = await lab.connect(proxy.ws_url("/ws/echo"), name="c")
+        proxy.throttle = 200_000  # bytes per second
+        started = asyncio.get_running_loop().time()
+        await client.send(b"\x00" * 40_000)
+        assert len(await client.recv(timeout=5)) == 40_000
+        assert asyncio.get_running_loop().time() - started >= 0.2  # 40 kB each way at 200 kB/s
+
+
+async def test_reset_aborts_connections() -> None:
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="demo")
+        proxy = await lab.proxy(server)
+        client = await lab.connect(proxy.ws_url("/ws/echo"), name="c")
+        await proxy.reset()
+        assert await client.wait_closed(1) == "1006 ABNORMAL_CLOSURE"
+
+
+async def test_round_robin_across_replicas_skips_a_dead_one() -> None:
+    async with Lab() as lab:
+        a = await lab.serve(demo_app(), name="a")
+        b = await lab.serve(demo_app(), name="b")
+        balancer = await lab.proxy([a, b], name="lb")
+        first = await lab.connect(balancer.ws_url("/ws/echo"), name="c1")
+        second = await lab.connect(balancer.ws_url("/ws/echo"), name="c2")
+        assert (a.open_connections, b.open_connections) == (1, 1)
+        await b.stop()
+        await second.wait_closed(1)
+        third = await lab.connect(balancer.ws_url("/ws/echo"), name="c3")
+        fourth = await lab.connect(balancer.ws_url("/ws/echo"), name="c4")
+        for client in (first, third, fourth):
+            await client.send("ok")
+            assert await client.recv() == "ok"
+        assert a.open_connections == 3
+
+
+async def test_access_log_shows_request_lines_like_a_proxy_would() -> None:
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="demo")
+        proxy = await lab.proxy(server)
+        client = await lab.connect(proxy.ws_url("/ws/echo?token=s3cret"), name="c")
+        await client.close()
+        assert proxy.access_log == ['127.0.0.1 - - "GET /ws/echo?token=s3cret HTTP/1.1" #1']

@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,19 +155,22 @@ class Lab:
 
         Clients connect to ``tap.ws_url(path)``; ``tap.table()`` then shows every frame both ways.
         """
-        return await self._proxy(target, name, tap=True)
+        return await self.proxy(target, name, tap=True)
 
     async def proxy(
-        self, target: ServerHandle | int, name: str = "proxy", *, tap: bool = False
+        self,
+        target: ServerHandle | int | Sequence[ServerHandle | int],
+        name: str = "proxy",
+        *,
+        tap: bool = False,
     ) -> FaultProxy:
-        """A TCP relay in front of ``target``; the base of the fault-injection lessons."""
-        return await self._proxy(target, name, tap=tap)
-
-    async def _proxy(self, target: ServerHandle | int, name: str, *, tap: bool) -> FaultProxy:
+        """A TCP relay in front of ``target``: the network faults of later lessons, or a round-robin
+        balancer when ``target`` is a list of servers."""
         self._check_open()
         await self._replace("proxy", name)
-        port = target.port if isinstance(target, ServerHandle) else int(target)
-        proxy = await FaultProxy(name, port, self.events, tap=tap).start()
+        targets = list(target) if isinstance(target, Sequence) else [target]
+        upstreams = [(t.name, t.port) if isinstance(t, ServerHandle) else (str(t), int(t)) for t in targets]
+        proxy = await FaultProxy(name, upstreams, self.events, tap=tap).start()
         self._own("proxy", name, proxy)
         return proxy
 

@@ -66,6 +66,9 @@ class PeerGone(Exception):
     """The client disconnected (or its socket failed): nothing left to close."""
 
 
+_REPORT_KIND = {CloseCode.UNAUTHORIZED: "auth_failed", CloseCode.TOKEN_EXPIRED: "token_expired"}
+"""The ``report`` kind of a server-initiated close; every other code is reported as ``closed``."""
+
 _SEND_FAILURES = (WebSocketDisconnect, RuntimeError, OSError)
 """What a send to a vanished peer raises, depending on the server stack (catalogue F01, F05)."""
 
@@ -132,12 +135,8 @@ class ChatSession:
         return closing
 
     async def _close(self, closing: CloseConnection) -> None:
-        kind = {
-            CloseCode.UNAUTHORIZED: "auth_failed",
-            CloseCode.TOKEN_EXPIRED: "token_expired",
-            CloseCode.SLOW_CONSUMER: "evicted",
-        }.get(closing.code, "closed")
         if closing.code is not CloseCode.SLOW_CONSUMER:  # the manager reported the eviction already
+            kind = _REPORT_KIND.get(closing.code, "closed")
             self.report(kind, f"{self.who} in {self.room}: {closing}")
         # A peer that stopped reading may never take the close frame; do not wait for it forever.
         with contextlib.suppress(TimeoutError, *_SEND_FAILURES):
