@@ -8,16 +8,18 @@ A notebook's setup cell binds its chapter to its own globals::
     ex.q1.solution()
     await ex.q3.check()    # an async exercise (one that runs the learner's handler)
 
-The registry is an explicit list, not import-time magic, so ``chapters()`` and ``all_exercises()``
-(what CI iterates) cannot silently miss a chapter that nobody imported.
+Chapters are the ``chNN`` modules of this package, found by name, so ``chapters()`` and
+``all_exercises()`` (what CI iterates) cannot miss one that exists.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from wslab.exercises import ch01
 from wslab.exercises._core import (
     Chapter,
     CheckResult,
@@ -48,7 +50,21 @@ __all__ = [
     "maybe_await",
 ]
 
-_CHAPTERS: dict[str, Chapter] = {chapter.id: chapter for chapter in (ch01.CHAPTER,)}
+def _discover() -> dict[str, Chapter]:
+    """Every ``chNN`` module in this package, each with a ``CHAPTER``.
+
+    Discovered rather than listed so that a chapter added as a file cannot be missed by CI's
+    ``all_exercises()``; a ``chNN`` module without a ``CHAPTER`` is an error, not a silent skip.
+    """
+    found = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if re.fullmatch(r"ch\d\d", module.name):
+            chapter = importlib.import_module(f"{__name__}.{module.name}").CHAPTER
+            found[chapter.id] = chapter
+    return found
+
+
+_CHAPTERS: dict[str, Chapter] = _discover()
 
 
 class BoundChapter:
