@@ -1,4 +1,4 @@
-"""LabClient: a WebSocket client that keeps a transcript, for lessons and tests.
+"""LabClient, a WebSocket client that keeps a transcript; ReconnectingClient, one that stays connected.
 
 A lesson needs to say *who received what, in which order*, and to assert it. So a LabClient reads in
 the background from the moment it connects, records every message it sends and receives (direction,
@@ -14,13 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from wslab.backoff import Action, Backoff, Decision, FullJitterBackoff, decide
 from wslab.events import EventLog, Table
 from wslab.wire import CloseCode
 
@@ -221,3 +226,247 @@ class LabClient:
 
     def __repr__(self) -> str:
         return f"<LabClient {self.name!r} ({self.closed_as})>"
+
+
+class ClientState(StrEnum):
+    """What a reconnecting client is doing; a UI shows this to the user."""
+
+    CONNECTING = "connecting"
+    OPEN = "open"
+    BACKING_OFF = "backing off"
+    OFFLINE = "offline"
+
+
+TokenProvider = Callable[[], Awaitable[str | None] | str | None]
+
+
+class ReconnectingClient:
+    """A client that keeps a connection up: backoff with jitter, close-code decisions, app pings, watchdog.
+
+    The rules (also those of the browser client, ``wslab/static/reconnecting-websocket.ts``):
+
+    - after a drop, wait ``policy.delay(attempt)`` (full jitter by default) before trying again; the
+      attempt counter resets only once a connection has *stayed up* ``stable_after`` seconds, so a
+      server that accepts and then drops at once cannot make every client retry at full speed;
+    - what to do is decided by the close code (:func:`wslab.backoff.decide`): 4001/1008 stop, 4002 asks
+      ``token_provider`` for a new token, 1013/4008 back off harder, 1001/1006/1011/1012 reconnect;
+    - the first message on every connection is the auth frame (``{"type": "auth", "token": ...}``),
+      with ``last_seq`` when ``resume=True`` so a server can replay what was missed;
+    - an application ``{"type": "ping"}`` is answered with ``{"type": "pong"}``; with ``heartbeat`` set,
+      a connection on which nothing arrived for 1.5 × ``heartbeat`` is treated as dead and replaced;
+    - ``max_attempts`` failed attempts in a row end in ``OFFLINE`` ("gave up"), which a UI can show.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        events: EventLog,
+        *,
+        policy: Backoff | None = None,
+        token: str | None = None,
+        token_provider: TokenProvider | None = None,
+        resume: bool = False,
+        heartbeat: float | None = None,
+        stable_after: float = 1.0,
+        max_attempts: int | None = None,
+        open_timeout: float = DEFAULT_TIMEOUT,
+        **options: Any,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.events = events
+        self.policy: Backoff = policy if policy is not None else FullJitterBackoff()
+        self.token = token
+        self.token_provider = token_provider
+        self.resume = resume
+        self.heartbeat = heartbeat
+        self.stable_after = stable_after
+        self.max_attempts = max_attempts
+        self.options = {
+            "ping_interval": None,
+            "compression": None,
+            "proxy": None,
+            "open_timeout": open_timeout,
+        }
+        self.options.update(options)
+        self.state = ClientState.CONNECTING
+        self.offline_reason = ""
+        self.last_seq: int | None = None
+        self.connections = 0  # connections that opened
+        self.attempts = 0  # connection attempts, successful or not
+        self.close_codes: list[int | None] = []
+        self.received: list[Any] = []
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._ws: ClientConnection | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def source(self) -> str:
+        return f"client:{self.name}"
+
+    def start(self) -> ReconnectingClient:
+        """Start the connect loop in the background (``lab.connect_reconnecting`` does this)."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(), name=f"wslab-reconnecting-{self.name}"
+        )
+        return self
+
+    def _set_state(self, state: ClientState, detail: str = "", **data: Any) -> None:
+        self.state = state
+        message = f"{state.value}: {detail}" if detail else state.value
+        self.events.record(self.source, "state", message, state=state.value, **data)
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            self._set_state(ClientState.CONNECTING)
+            self.attempts += 1
+            code: int | None = None
+            try:
+                ws = await connect(self.url, **self.options)
+            except InvalidStatus as exc:
+                status = exc.response.status_code
+                decision = Decision(Action.STOP, f"handshake rejected: HTTP {status}")
+                if status >= 500:
+                    decision = decide(None)
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
+                decision = decide(None)
+                self.events.record(self.source, "failed", f"could not connect: {type(exc).__name__}")
+            else:
+                opened = time.monotonic()
+                code = await self._serve(ws)
+                self.close_codes.append(code)
+                if time.monotonic() - opened >= self.stable_after:
+                    failures = 0  # only a connection that stayed up resets the schedule
+                decision = decide(code)
+            if self._stopping:
+                break
+            if decision.action is Action.STOP:
+                self._go_offline(decision.reason)
+                return
+            if decision.action is Action.REFRESH_TOKEN and not await self._refresh_token():
+                self._go_offline("token expired and no new token")
+                return
+            if self.max_attempts is not None and failures >= self.max_attempts:
+                self._go_offline(f"gave up after {failures} failed attempts")
+                return
+            if decision.slow_down:
+                failures += 2  # the server asked for less: jump ahead in the schedule
+            delay = self.policy.delay(failures)
+            failures += 1
+            self._set_state(ClientState.BACKING_OFF, decision.reason, delay=delay, code=code)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+        self._go_offline("closed by the client")
+
+    async def _serve(self, ws: ClientConnection) -> int:
+        """One connection's life: auth, then read until it ends. Returns the close code (1006 if none)."""
+        self._ws = ws
+        self.connections += 1
+        self._set_state(ClientState.OPEN, f"connection {self.connections}")
+        watchdog = 1.5 * self.heartbeat if self.heartbeat else None
+        try:
+            if self.token is not None:
+                auth: dict[str, Any] = {"type": "auth", "token": self.token}
+                if self.resume and self.last_seq is not None:
+                    auth["last_seq"] = self.last_seq
+                await ws.send(json.dumps(auth))
+            while True:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), watchdog)
+                except TimeoutError:
+                    self.events.record(
+                        self.source, "watchdog", "nothing arrived for 1.5 heartbeats: reconnecting"
+                    )
+                    ws.transport.abort()
+                    return int(CloseCode.ABNORMAL_CLOSURE)
+                await self._handle(ws, raw)
+        except ConnectionClosed:
+            rcvd = ws.protocol.close_rcvd
+            code = rcvd.code if rcvd is not None else int(CloseCode.ABNORMAL_CLOSURE)
+            self.events.record(
+                self.source, "closed", describe_close(code, rcvd.reason if rcvd else ""), code=code
+            )
+            return code
+        finally:
+            self._ws = None
+
+    async def _handle(self, ws: ClientConnection, raw: str | bytes) -> None:
+        try:
+            message = json.loads(raw)
+        except (ValueError, TypeError):
+            message = raw
+        if isinstance(message, dict):
+            if message.get("type") == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+                return
+            if isinstance(message.get("seq"), int):
+                self.last_seq = message["seq"]
+        self.received.append(message)
+        self._inbox.put_nowait(message)
+        self.events.record(self.source, "received", _preview(raw))
+
+    async def _refresh_token(self) -> bool:
+        if self.token_provider is None:
+            return False
+        fresh = self.token_provider()
+        if inspect.isawaitable(fresh):
+            fresh = await fresh
+        if not fresh:
+            return False
+        self.token = fresh
+        return True
+
+    def _go_offline(self, reason: str) -> None:
+        self.offline_reason = reason
+        self._set_state(ClientState.OFFLINE, reason)
+
+    # -- for lessons -----------------------------------------------------------------------------------
+    async def send_json(self, obj: Any) -> None:
+        """Send on the current connection; ``ConnectionError`` while not open (no silent queueing)."""
+        if self._ws is None or self.state is not ClientState.OPEN:
+            raise ConnectionError(f"{self.name} is {self.state.value}, not open")
+        await self._ws.send(json.dumps(obj, separators=(",", ":")))
+
+    async def recv_json(self, timeout: float = DEFAULT_TIMEOUT) -> Any:
+        """The next delivered message (pings are answered, not delivered)."""
+        try:
+            return await asyncio.wait_for(self._inbox.get(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{self.name} received nothing within {timeout:g} s") from None
+
+    async def wait_for_state(self, state: ClientState, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until the client is in ``state`` (``TimeoutError`` naming the state it is in instead)."""
+        deadline = time.monotonic() + timeout
+        while self.state is not state:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"{self.name} is {self.state.value}, not {state.value}, after {timeout:g} s"
+                )
+            await asyncio.sleep(0.002)
+
+    @property
+    def closed(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    async def close(self) -> None:
+        """Stop reconnecting and close the current connection, if any."""
+        self._stopping = True
+        self._wake.set()
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), DEFAULT_TIMEOUT)
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, DEFAULT_TIMEOUT)
+            except TimeoutError:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+
+    def __repr__(self) -> str:
+        return f"<ReconnectingClient {self.name!r} ({self.state.value})>"

@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wslab.clients import DEFAULT_TIMEOUT, LabClient
+from wslab.clients import DEFAULT_TIMEOUT, LabClient, ReconnectingClient
 from wslab.events import EventLog, Table
 from wslab.netem import FaultProxy
 from wslab.servers import ProcessServer, ServerHandle, TaskServer, ThreadServer
 from wslab.timing import DEFAULT_SCALE, TimeScale
 
-Resource = ServerHandle | LabClient | FaultProxy | Path
+Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | Path
 
 # Strong references on purpose: a lab that was never closed still owns processes, threads and temp dirs,
 # so it must stay reachable for ``Lab.open()`` and for the exit hook even after its variable is gone.
@@ -149,6 +149,20 @@ class Lab:
         self._own("client", name, client)
         return client
 
+    async def connect_reconnecting(
+        self, url: str, name: str = "client", **options: Any
+    ) -> ReconnectingClient:
+        """Start a :class:`~wslab.clients.ReconnectingClient` (it connects in the background).
+
+        ``options`` are its keyword arguments (``policy``, ``token``, ``heartbeat``, ``max_attempts``...).
+        Wait for it with ``await client.wait_for_state(ClientState.OPEN)``.
+        """
+        self._check_open()
+        await self._replace("client", name)
+        client = ReconnectingClient(url, name, self.events, **options).start()
+        self._own("client", name, client)
+        return client
+
     # -- proxies ------------------------------------------------------------------------------------------
     async def tap(self, target: ServerHandle | int, name: str = "tap") -> FaultProxy:
         """Put a frame tap in front of ``target`` (a server handle or a port) and return it.
@@ -228,6 +242,8 @@ class Lab:
 async def _stop(resource: Resource) -> None:
     if isinstance(resource, Path):
         shutil.rmtree(resource, ignore_errors=True)
+    elif isinstance(resource, ReconnectingClient):
+        await resource.close()
     elif isinstance(resource, LabClient):
         if resource.closed:
             return
@@ -244,6 +260,8 @@ def _describe(resource: Resource) -> str:
         return "directory" if resource.exists() else "removed"
     if isinstance(resource, LabClient):
         return resource.closed_as
+    if isinstance(resource, ReconnectingClient):
+        return resource.state.value
     if isinstance(resource, FaultProxy):
         return "running" if resource.running else "stopped"
     return f"{resource.kind}, {'running' if resource.running else 'stopped'}"
