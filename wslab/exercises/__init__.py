@@ -50,6 +50,7 @@ __all__ = [
     "maybe_await",
 ]
 
+
 def _discover() -> dict[str, Chapter]:
     """Every ``chNN`` module in this package, each with a ``CHAPTER``.
 
