@@ -288,6 +288,7 @@ class ReconnectingClient:
             "compression": None,
             "proxy": None,
             "open_timeout": open_timeout,
+            "close_timeout": open_timeout,
         }
         self.options.update(options)
         self.state = ClientState.CONNECTING
@@ -453,20 +454,25 @@ class ReconnectingClient:
     def closed(self) -> bool:
         return self._task is not None and self._task.done()
 
-    async def close(self) -> None:
-        """Stop reconnecting and close the current connection, if any."""
+    async def close(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Stop reconnecting and close the current connection, if any. Safe to call twice.
+
+        The close handshake is bounded by ``timeout``: a peer that cannot answer (a blackholed network)
+        gets its TCP connection aborted instead of holding the client open.
+        """
         self._stopping = True
         self._wake.set()
         ws = self._ws
         if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), DEFAULT_TIMEOUT)
-        if self._task is not None:
             try:
-                await asyncio.wait_for(self._task, DEFAULT_TIMEOUT)
-            except TimeoutError:
-                self._task.cancel()
-                await asyncio.gather(self._task, return_exceptions=True)
+                await asyncio.wait_for(ws.close(), timeout)
+            except (TimeoutError, OSError, ConnectionClosed):
+                ws.transport.abort()
+        if self._task is not None and not self._task.done():
+            _, pending = await asyncio.wait([self._task], timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def __repr__(self) -> str:
         return f"<ReconnectingClient {self.name!r} ({self.state.value})>"

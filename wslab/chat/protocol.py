@@ -8,11 +8,12 @@ Client → server
 =========  ===================================  ================================================
 type       fields                               meaning
 =========  ===================================  ================================================
-auth       token: str                           must be the first message, within auth_timeout
+auth       token: str, last_seq: int|None=None  must be the first message, within auth_timeout;
+                                                ``last_seq`` is for resuming (accepted, not used yet)
 say        text: str, exclude_self: bool=False  broadcast to the room (optionally not to oneself)
 dm         to: str, text: str                   direct message to a user in the same room
 reauth     token: str                           a fresh token for the same user: extends expiry
-pong       (none)                               answer to a server heartbeat (reserved)
+pong       (none)                               answer to the server's ``ping``
 =========  ===================================  ================================================
 
 Server → client (every one carries ``seq``, the room's sequence number: strictly increasing in
@@ -29,6 +30,10 @@ dm         from, text                           a direct message to you
 error      reason, detail                       your last message was refused; the socket stays open
 reauthed   expires_in: float                    the new token is accepted; seconds it has left
 =========  ===================================  ================================================
+
+The one exception is ``ping`` (``{"type": "ping"}``, no ``seq``): a heartbeat for this connection only,
+not part of the room's stream, sent every ``heartbeat_interval`` when heartbeats are on. Answer it with
+``pong`` within ``heartbeat_timeout`` or the server closes the connection with 1011.
 
 ``error.reason`` is one of :data:`ERROR_REASONS`. Connection-level failures are close codes instead
 (see :class:`wslab.wire.CloseCode`): 4001 no/invalid auth, 4002 token expired, 4008 rate limited,
@@ -54,6 +59,7 @@ class _ClientMessage(BaseModel):
 class Auth(_ClientMessage):
     type: Literal["auth"]
     token: str
+    last_seq: int | None = None  # the last seq this client saw in the room (resume; see the docstring)
 
 
 class Say(_ClientMessage):
@@ -117,6 +123,9 @@ def _short(text: str, width: int = 200) -> str:
 
 
 # --- server -> client -----------------------------------------------------------------------------
+
+PING = '{"type":"ping"}'
+"""The heartbeat, pre-encoded: it carries no ``seq`` (see the module docstring)."""
 
 
 class ServerMessage(BaseModel):

@@ -5,8 +5,9 @@
   it is closed with 4001 (UNAUTHORIZED), or 4002 (TOKEN_EXPIRED) for a genuine but expired token.
 * **READY**: a member of its room. Three tasks run in one ``TaskGroup`` (F31): the *reader* (the only
   caller of ``receive``), the *sender* (the only caller of ``send``, draining the member's bounded
-  queue) and the *watchdog* (token expiry, F28, and close requests such as an eviction). When one of
-  them decides the connection is over, the group cancels the others.
+  queue) and the *watchdog* (token expiry, F28, and close requests such as an eviction); with
+  heartbeats on, a fourth sends ``ping`` and closes 1011 when no ``pong`` comes back in time (F02).
+  When one of them decides the connection is over, the group cancels the others.
 * **CLOSED**: membership is gone (removed in ``finally``), then the close frame goes out.
 
 Every decision to close is a :class:`CloseConnection` carrying a :class:`~wslab.wire.CloseCode`, so
@@ -24,6 +25,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
 from wslab.chat.protocol import (
+    PING,
     Auth,
     DirectMessage,
     Dm,
@@ -66,7 +68,11 @@ class PeerGone(Exception):
     """The client disconnected (or its socket failed): nothing left to close."""
 
 
-_REPORT_KIND = {CloseCode.UNAUTHORIZED: "auth_failed", CloseCode.TOKEN_EXPIRED: "token_expired"}
+_REPORT_KIND = {
+    CloseCode.UNAUTHORIZED: "auth_failed",
+    CloseCode.TOKEN_EXPIRED: "token_expired",
+    CloseCode.INTERNAL_ERROR: "heartbeat_timeout",
+}
 """The ``report`` kind of a server-initiated close; every other code is reported as ``closed``."""
 
 _SEND_FAILURES = (WebSocketDisconnect, RuntimeError, OSError)
@@ -92,6 +98,8 @@ class ChatSession:
         self.state = State.AWAIT_AUTH
         self.claims: Claims | None = None
         self.bucket = TokenBucket(settings.rate, settings.burst)
+        self.pong = asyncio.Event()
+        self.pings_sent = 0
 
     def _move(self, state: State) -> None:
         if state not in _NEXT[self.state]:
@@ -128,6 +136,8 @@ class ChatSession:
                 tasks.create_task(self._send_loop(member), name=f"chat-send-{member.user}")
                 tasks.create_task(self._read_loop(member), name=f"chat-read-{member.user}")
                 tasks.create_task(self._watchdog(member), name=f"chat-watch-{member.user}")
+                if self.settings.heartbeat_interval is not None:
+                    tasks.create_task(self._heartbeat(member), name=f"chat-heartbeat-{member.user}")
         except* CloseConnection as group:
             closing = group.exceptions[0]  # type: ignore[assignment]
         except* PeerGone:
@@ -216,7 +226,8 @@ class ChatSession:
             self.manager.send_to(member, Reauthed(expires_in=round(self.claims.expires_in(), 3)))
         elif isinstance(message, Auth):
             raise ProtocolViolation("unexpected", "already authenticated; use reauth to refresh the token")
-        # Pong: heartbeats are not implemented yet; a pong is accepted and needs no answer.
+        elif isinstance(message, Pong):
+            self.pong.set()
 
     def _reauthenticate(self, token: str) -> Claims:
         assert self.claims is not None
@@ -229,6 +240,30 @@ class ChatSession:
         if claims.expires_at <= self.claims.expires_at:
             raise ProtocolViolation("bad_token", "the new token does not expire later than the current one")
         return claims
+
+    async def _heartbeat(self, member: Member) -> None:
+        """Ping every ``heartbeat_interval``; no ``pong`` within ``heartbeat_timeout`` closes 1011.
+
+        The ping goes through the member's queue like any message, so a client that is far behind sees
+        it late: that is the honest measure of whether it keeps up (F04). A half-open peer never
+        answers, and this is what notices (F02); the send alone would succeed for minutes.
+        """
+        interval = self.settings.heartbeat_interval
+        assert interval is not None
+        timeout = self.settings.heartbeat_timeout or interval
+        while True:
+            await asyncio.sleep(interval)
+            self.pong.clear()
+            if not member.offer(PING):
+                continue  # a full queue is the eviction's business, not the heartbeat's
+            self.pings_sent += 1
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.pong.wait()
+            except TimeoutError:
+                raise CloseConnection(
+                    CloseCode.INTERNAL_ERROR, f"no pong within {timeout:g} s (heartbeat timeout)"
+                ) from None
 
     async def _watchdog(self, member: Member) -> None:
         """Close on token expiry (re-checked after each wake-up: reauth may have moved it) or on request."""

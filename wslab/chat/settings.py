@@ -45,12 +45,23 @@ class ChatSettings:
     """Messages a connection may send at once before ``rate`` applies."""
     queue_size: int = 64
     """Outbound messages buffered per connection; a peer whose queue overflows is evicted 4009 (F06/F07)."""
+    heartbeat_interval: float | None = None
+    """Seconds between application pings (``{"type": "ping"}``); None turns them off. Unlike protocol
+    pings (uvicorn's ``ws_ping_interval``) these reach the page's JavaScript, which browsers do not let
+    send or see protocol pings, so both ends can detect a dead connection (F02, F21)."""
+    heartbeat_timeout: float | None = None
+    """Seconds a client may take to answer a ping with ``pong`` before it is closed 1011; None means
+    ``heartbeat_interval``. Too tight a value closes busy but alive clients (F04)."""
     close_timeout: float = 5.0
     """Seconds the server waits for its close frame to get out to a peer that stopped reading."""
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (list, tuple, set)):
             object.__setattr__(self, "allowed_origins", frozenset(self.allowed_origins))
+        for name in ("heartbeat_interval", "heartbeat_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"ChatSettings.{name} must be positive or None, got {value!r}")
         for name in ("auth_timeout", "token_ttl", "rate", "close_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive, got {getattr(self, name)!r}")
