@@ -315,7 +315,7 @@ def test_bind_accepts_the_notebook_name_and_lists_its_exercises() -> None:
 
 
 def test_bind_an_unknown_chapter_lists_the_known_ones() -> None:
-    assert wx.chapters() == ["01"]
-    known = r"no exercises for chapter '99'; known chapters: '01' \(01_handshake_and_frames\)"
-    with pytest.raises(LookupError, match=known):
+    assert wx.chapters()[0] == "01" and wx.chapters() == sorted(wx.chapters())
+    with pytest.raises(LookupError, match=r"no exercises for chapter '99'; known chapters: ") as raised:
         wx.bind("99", {})
+    assert "'01' (01_handshake_and_frames)" in str(raised.value)

@@ -22,10 +22,11 @@ from typing import Any
 from wslab.clients import DEFAULT_TIMEOUT, LabClient, ReconnectingClient
 from wslab.events import EventLog, Table
 from wslab.netem import FaultProxy
+from wslab.redis_server import RedisServer
 from wslab.servers import ProcessServer, ServerHandle, TaskServer, ThreadServer
 from wslab.timing import DEFAULT_SCALE, TimeScale
 
-Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | Path
+Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | RedisServer | Path
 
 # Strong references on purpose: a lab that was never closed still owns processes, threads and temp dirs,
 # so it must stay reachable for ``Lab.open()`` and for the exit hook even after its variable is gone.
@@ -188,6 +189,22 @@ class Lab:
         self._own("proxy", name, proxy)
         return proxy
 
+    # -- redis ------------------------------------------------------------------------------------------
+    async def redis(self, name: str = "redis") -> RedisServer:
+        """A real Redis for this lab (see :mod:`wslab.redis_server`); ``.url`` and ``.version`` say which.
+
+        Started once per name: asking again for a running one returns it (so every cell can call
+        ``lab.redis()``); ``await lab.redis_restart()`` style faults go through the returned object.
+        """
+        self._check_open()
+        existing = self._resources.get(("redis", name))
+        if isinstance(existing, RedisServer) and existing.running:
+            return existing
+        await self._replace("redis", name)
+        server = await RedisServer.start(name, self.events)
+        self._own("redis", name, server)
+        return server
+
     # -- files --------------------------------------------------------------------------------------------
     def temp_dir(self, name: str = "tmp") -> Path:
         """A fresh temporary directory removed by :meth:`close` (configs, logs, sockets)."""
@@ -225,7 +242,7 @@ class Lab:
     def _close_blocking(self) -> None:
         """Kernel exit: no loop runs any more; end what would outlive the process."""
         for resource in self._resources.values():
-            if isinstance(resource, ProcessServer):
+            if isinstance(resource, ProcessServer | RedisServer):
                 resource.kill_blocking()
             elif isinstance(resource, ThreadServer):
                 resource.stop_blocking(timeout=2)
@@ -264,6 +281,8 @@ def _describe(resource: Resource) -> str:
         return resource.state.value
     if isinstance(resource, FaultProxy):
         return "running" if resource.running else "stopped"
+    if isinstance(resource, RedisServer):
+        return f"redis {resource.source}, {'running' if resource.running else 'stopped'}"
     return f"{resource.kind}, {'running' if resource.running else 'stopped'}"
 
 

@@ -91,7 +91,8 @@ class BoundChapter:
         return iter(self.questions.values())
 
     def __repr__(self) -> str:
-        lines = [f"Chapter {self.chapter.notebook}: {len(self.questions)} exercises"]
+        count = len(self.questions)
+        lines = [f"Chapter {self.chapter.notebook}: {count} exercise{'' if count == 1 else 's'}"]
         lines += [f"  {label}  {exercise!r}" for label, exercise in self.questions.items()]
         return "\n".join(lines)
 
