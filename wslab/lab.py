@@ -22,11 +22,12 @@ from typing import Any
 from wslab.clients import DEFAULT_TIMEOUT, LabClient, ReconnectingClient
 from wslab.events import EventLog, Table
 from wslab.netem import FaultProxy
+from wslab.nginx import Nginx, NginxSettings
 from wslab.redis_server import RedisServer
 from wslab.servers import ProcessServer, ServerHandle, TaskServer, ThreadServer
 from wslab.timing import DEFAULT_SCALE, TimeScale
 
-Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | RedisServer | Path
+Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | RedisServer | Nginx | Path
 
 # Strong references on purpose: a lab that was never closed still owns processes, threads and temp dirs,
 # so it must stay reachable for ``Lab.open()`` and for the exit hook even after its variable is gone.
@@ -189,6 +190,26 @@ class Lab:
         self._own("proxy", name, proxy)
         return proxy
 
+    # -- nginx ------------------------------------------------------------------------------------------
+    async def nginx(
+        self,
+        target: ServerHandle | int | Sequence[ServerHandle | int],
+        name: str = "nginx",
+        **settings: Any,
+    ) -> Nginx:
+        """A real nginx reverse proxy in front of ``target`` (one server or several: ``upstream``).
+
+        ``settings`` are :class:`~wslab.nginx.NginxSettings` fields (``proxy_read_timeout=...`` in lab
+        seconds). Raises :class:`~wslab.components.ComponentMissing` with the install hint when this
+        machine has no nginx; chapters then fall back to ``lab.proxy`` and say so.
+        """
+        self._check_open()
+        await self._replace("proxy", name)
+        targets = list(target) if isinstance(target, Sequence) else [target]
+        server = await Nginx.start(name, self.events, targets, NginxSettings(**settings))
+        self._own("proxy", name, server)
+        return server
+
     # -- redis ------------------------------------------------------------------------------------------
     async def redis(self, name: str = "redis") -> RedisServer:
         """A real Redis for this lab (see :mod:`wslab.redis_server`); ``.url`` and ``.version`` say which.
@@ -242,7 +263,7 @@ class Lab:
     def _close_blocking(self) -> None:
         """Kernel exit: no loop runs any more; end what would outlive the process."""
         for resource in self._resources.values():
-            if isinstance(resource, ProcessServer | RedisServer):
+            if isinstance(resource, ProcessServer | RedisServer | Nginx):
                 resource.kill_blocking()
             elif isinstance(resource, ThreadServer):
                 resource.stop_blocking(timeout=2)
@@ -281,6 +302,8 @@ def _describe(resource: Resource) -> str:
         return resource.state.value
     if isinstance(resource, FaultProxy):
         return "running" if resource.running else "stopped"
+    if isinstance(resource, Nginx):
+        return "nginx, running" if resource.running else "nginx, stopped"
     if isinstance(resource, RedisServer):
         return f"redis {resource.source}, {'running' if resource.running else 'stopped'}"
     return f"{resource.kind}, {'running' if resource.running else 'stopped'}"

@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,16 +26,10 @@ import redis.asyncio as aioredis
 
 from wslab.components import ComponentMissing, find_redis
 from wslab.events import EventLog
-from wslab.servers import HOST, _die_with_parent
+from wslab.servers import HOST, _die_with_parent, free_port
 
 READY_TIMEOUT = 10.0
 """Seconds a starting redis-server may take to answer PING."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -83,7 +76,7 @@ class RedisServer:
                 raise ComponentMissing(component)
             server.binary, server.source = component.path, component.source
             server._dir = tempfile.mkdtemp(prefix="wslab-redis-")
-            await server._spawn(_free_port())
+            await server._spawn(free_port())
         await server._wait_ready()
         events.record(
             server.source_name, "started", f"Redis {server.version} ({server.source}) at {server.url}"

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -284,6 +285,15 @@ class ThreadServer(ServerHandle):
             with contextlib.suppress(RuntimeError):  # loop already closed
                 self._loop.call_soon_threadsafe(self._stop_requested.set)
         self._thread.join(timeout)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now, for programs that cannot bind port 0 and report
+    back (redis-server, nginx). Another process could take it first; callers treat a failed start as
+    a reason to try again, not as a bug."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
