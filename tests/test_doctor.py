@@ -500,7 +500,7 @@ def test_doctor_exits_1_when_a_required_nginx_is_hidden(tmp_path: Path) -> None:
 
 def test_cli_usage_errors_and_later_commands_exit_2_without_a_traceback() -> None:
     for args, env, message in [
-        (("chat",), None, "not available yet"),
+        (("chat", "--port", "not-a-port"), None, "invalid int value"),
         (("serve", "--port", "8000"), None, "not available yet"),
         (("doctor",), {components.REQUIRE_ENV: "ngnix"}, "unknown component 'ngnix'"),
         (("doctor", "--require", "postgres"), None, "unknown component 'postgres'"),

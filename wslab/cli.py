@@ -1,4 +1,4 @@
-"""The ``wslab`` command: ``wslab doctor`` now; ``wslab chat`` and ``wslab serve`` later.
+"""The ``wslab`` command: ``wslab doctor`` and ``wslab chat`` now; ``wslab serve`` later.
 
 Every outcome is an exit code and a sentence, never a traceback: the people running this are learners
 and instructors at the start of a workshop, and CI, which reads exit codes. 0 = fine, 1 = the doctor
@@ -17,7 +17,6 @@ from wslab.components import COMPONENTS, REQUIRE_ENV
 __all__ = ["build_parser", "main"]
 
 _NOT_YET = {
-    "chat": "run the reference chat app (rooms, auth, heartbeat) on a local port",
     "serve": "serve an ASGI app from wslab outside a notebook",
 }
 
@@ -47,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"components that must be present, added to ${REQUIRE_ENV}: {','.join(COMPONENTS)} or all",
     )
+
+    chat = commands.add_parser(
+        "chat",
+        help="run the reference chat app with its web page, for your own browser",
+        description="Serve the chat page at / and the chat at /ws/chat/ROOM until Ctrl-C.",
+    )
+    chat.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    chat.add_argument("--port", type=int, default=8000, help="port to listen on (default: %(default)s)")
 
     for name, purpose in _NOT_YET.items():
         commands.add_parser(name, help=f"(not yet available) {purpose}")
@@ -89,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "doctor":
         return _doctor(args)
+    if args.command == "chat":
+        from wslab.chat.page import run
+
+        return run(host=args.host, port=args.port)
     print(
         f"wslab {args.command} is not available yet; it will {_NOT_YET[args.command]}. "
         "For now: python -m wslab doctor",

@@ -24,6 +24,7 @@ from __future__ import annotations
 from fastapi import FastAPI, WebSocket
 
 from wslab.chat.origins import origin_allowed
+from wslab.chat.page import add_page
 from wslab.chat.rooms import ConnectionManager, Report, no_report
 from wslab.chat.session import ChatSession
 from wslab.chat.settings import ChatSettings
@@ -51,4 +52,5 @@ def create_app(settings: ChatSettings | None = None, report: Report = no_report)
             return
         await ChatSession(websocket, room_id, manager, settings, report).run()
 
+    add_page(app, settings)  # the browser page at / (with a demo login) and its client at /static
     return app

@@ -21,6 +21,7 @@ import contextlib
 import enum
 import time
 
+import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
@@ -132,12 +133,15 @@ class ChatSession:
     async def _serve(self, member: Member) -> CloseConnection | None:
         closing: CloseConnection | None = None
         try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._send_loop(member), name=f"chat-send-{member.user}")
-                tasks.create_task(self._read_loop(member), name=f"chat-read-{member.user}")
-                tasks.create_task(self._watchdog(member), name=f"chat-watch-{member.user}")
+            # anyio's task group rather than asyncio.TaskGroup: Starlette's TestClient cancels the app
+            # through an anyio cancel scope, and on Python 3.11 asyncio.TaskGroup drops that
+            # cancellation when a child fails at the same moment (the client's disconnect).
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._send_loop, member, name=f"chat-send-{member.user}")
+                tasks.start_soon(self._read_loop, member, name=f"chat-read-{member.user}")
+                tasks.start_soon(self._watchdog, member, name=f"chat-watch-{member.user}")
                 if self.settings.heartbeat_interval is not None:
-                    tasks.create_task(self._heartbeat(member), name=f"chat-heartbeat-{member.user}")
+                    tasks.start_soon(self._heartbeat, member, name=f"chat-heartbeat-{member.user}")
         except* CloseConnection as group:
             closing = group.exceptions[0]  # type: ignore[assignment]
         except* PeerGone:
