@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wslab-installed
 
-.PHONY: lab test notebooks lint doctor bench clean
+.PHONY: lab test notebooks student lint doctor bench clean
 
 # Create the virtualenv and install wslab with everything the course and its tests need.
 # Re-runs only when pyproject.toml changes.
@@ -26,6 +26,11 @@ test: $(STAMP)
 ## Re-execute notebooks in place to regenerate their stored outputs (NB=path to do one).
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(NB)
+
+## Workshop copies: build/student (answers replaced by placeholders) and build/solution (reference answers).
+student: $(STAMP)
+	$(BIN)/python tools/notebook_variants.py student build/student
+	$(BIN)/python tools/notebook_variants.py solution build/solution
 
 ## What is installed, what is missing, and how to get it.
 doctor: $(STAMP)
