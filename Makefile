@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wslab-installed
 
-.PHONY: lab test notebooks student lint doctor bench clean
+.PHONY: lab test notebooks student wheelhouse offline-check lint doctor bench clean
 
 # Create the virtualenv and install wslab with everything the course and its tests need.
 # Re-runs only when pyproject.toml changes.
@@ -31,6 +31,16 @@ notebooks: $(STAMP)
 student: $(STAMP)
 	$(BIN)/python tools/notebook_variants.py student build/student
 	$(BIN)/python tools/notebook_variants.py solution build/solution
+
+## For a room with no internet: every wheel the course needs, in wheelhouse/ (copy it to a USB stick).
+## Install from it with: pip install --no-index --find-links wheelhouse 'wslab[dev]'
+wheelhouse: $(STAMP)
+	$(BIN)/python -m pip wheel --disable-pip-version-check -q -w wheelhouse '.[dev]'
+	@echo "wheelhouse/: $$(ls wheelhouse | wc -l) wheels"
+
+## Prove the wheelhouse installs with the package index switched off, into a fresh venv.
+offline-check: wheelhouse
+	bash tools/offline_install_check.sh wheelhouse
 
 ## What is installed, what is missing, and how to get it.
 doctor: $(STAMP)
