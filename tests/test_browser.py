@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from wslab import Lab
 from wslab.apps import echo
-from wslab.components import require_or_skip
+from wslab.components import CHROMIUM_ARGS, require_or_skip
 
 pytestmark = pytest.mark.anyio
 
@@ -28,17 +28,6 @@ PAGE = """<!doctype html>
   ws.onmessage = (event) => { document.getElementById("out").textContent = "echo: " + event.data; };
 </script>
 """
-
-# The flags this sandbox needs (no network beyond loopback, running as root); harmless elsewhere.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 async def test_chromium_opens_a_websocket_to_a_lab_server() -> None:
@@ -61,7 +50,7 @@ async def test_chromium_opens_a_websocket_to_a_lab_server() -> None:
         server = await lab.serve(app, name="page")
         async with async_playwright() as p:
             browser = await p.chromium.launch(
-                executable_path=browser_component.path, headless=True, args=CHROMIUM_ARGS
+                executable_path=browser_component.path, headless=True, args=list(CHROMIUM_ARGS)
             )
             try:
                 page = await browser.new_page()

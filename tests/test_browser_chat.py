@@ -17,21 +17,11 @@ import pytest
 from wslab import Lab
 from wslab.backoff import decide
 from wslab.chat import ChatSettings, create_app, issue_token
-from wslab.components import require_or_skip
+from wslab.components import CHROMIUM_ARGS, require_or_skip
 from wslab.wire import CloseCode
 
 pytestmark = pytest.mark.anyio
 
-# The flags this sandbox needs (no network beyond loopback, running as root); harmless elsewhere.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 FAST = "?base=0.05&cap=0.2"
 """Backoff for tests: first retry within 50 ms, never more than 200 ms apart."""
 WAIT = 5_000  # ms: generous for a loaded CI machine; a passing run takes a fraction of it
@@ -54,7 +44,9 @@ async def chromium() -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=component.path, headless=True, args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(
+            executable_path=component.path, headless=True, args=list(CHROMIUM_ARGS)
+        )
         try:
             yield browser
         finally:

@@ -34,9 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM_ARGS  # the sandbox's Chromium flags, kept in one place
 
-from wslab.components import require_or_skip
+from wslab.components import CHROMIUM_ARGS, require_or_skip
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "01_handshake_and_frames.ipynb"
@@ -283,7 +282,7 @@ def test_chapter_01_runs_clean_in_jupyterlab_in_chromium() -> None:
             assert "python3" in specs["kernelspecs"], specs  # type: ignore[index]
             with sync_playwright() as p:
                 browser = p.chromium.launch(
-                    executable_path=browser_component.path, headless=True, args=CHROMIUM_ARGS
+                    executable_path=browser_component.path, headless=True, args=list(CHROMIUM_ARGS)
                 )
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(30_000)

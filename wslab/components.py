@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
+    "CHROMIUM_ARGS",
     "COMPONENTS",
     "REQUIRE_ENV",
     "Component",
@@ -55,6 +56,18 @@ PROBE_TIMEOUT = 2.0
 
 NGINX_FALLBACK_PATHS: tuple[str, ...] = ("/usr/sbin/nginx", "/usr/local/sbin/nginx")
 """Checked after PATH: Debian installs nginx in /usr/sbin, which is often not on a normal user's PATH."""
+
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--no-sandbox",  # needed when running as root (containers, CI)
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",  # no calls home: lab traffic stays on 127.0.0.1
+    "--disable-component-update",
+    "--disable-sync",
+)
+"""Flags for launching the system Chromium headless in the lab (Playwright ``args=``): no sandbox for
+root, and nothing that reaches out to the network, which a closed workshop network refuses."""
 
 BROWSER_NAMES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 """Executable names looked up on PATH, Chromium first because that is what CI installs."""
