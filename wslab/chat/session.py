@@ -202,6 +202,13 @@ class ChatSession:
             raise PeerGone from None
 
     async def _read_loop(self, member: Member) -> None:
+        # receive() does not suspend while frames are already buffered, so a burst from one client
+        # would otherwise fill every peer's queue before any sender task ran, and evict healthy peers.
+        # Yielding after every message prevents that but costs a task switch per recipient per message
+        # (measured by benchmarks/fanout.py); yielding every quarter queue keeps the protection (a burst
+        # can fill at most a quarter of any queue) and lets each sender drain several messages per wake-up.
+        yield_every = max(1, self.settings.queue_size // 4)
+        handled = 0
         while True:
             text = await self._receive_text()
             if not self.bucket.take():
@@ -210,11 +217,9 @@ class ChatSession:
                 self._handle(member, parse_client_message(text))
             except ProtocolViolation as exc:
                 self.manager.send_to(member, Error(reason=exc.reason, detail=exc.detail))
-            # receive() does not suspend while frames are already buffered, so a burst from one client
-            # would otherwise fill every peer's queue before any sender task ran, and evict healthy
-            # peers. One yield per message lets each sender drain its queue (it sends without waiting
-            # while the transport is writable).
-            await asyncio.sleep(0)
+            handled += 1
+            if handled % yield_every == 0:
+                await asyncio.sleep(0)
 
     def _handle(self, member: Member, message: Auth | Say | Dm | Reauth | Pong) -> None:
         """Act on one valid message; synchronous, so a handler can never await a peer's socket."""
