@@ -206,3 +206,23 @@ async def test_access_log_shows_request_lines_like_a_proxy_would() -> None:
         client = await lab.connect(proxy.ws_url("/ws/echo?token=s3cret"), name="c")
         await client.close()
         assert proxy.access_log == ['127.0.0.1 - - "GET /ws/echo?token=s3cret HTTP/1.1" #1']
+
+
+async def test_blackhole_hides_a_peer_that_goes_away() -> None:
+    """A client that disconnects behind a blackhole stays connected as far as the server can tell."""
+    from wslab.netem import Mode
+
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="demo")
+        proxy = await lab.proxy(server)
+        client = await lab.connect(proxy.ws_url("/ws/echo"), name="c")
+        proxy.mode = Mode.BLACKHOLE
+        await client.abort()
+        await asyncio.sleep(0.1)
+        assert server.open_connections == 1  # no FIN got through: half-open
+        await proxy.reset()
+        for _ in range(100):
+            if server.open_connections == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert server.open_connections == 0

@@ -275,7 +275,12 @@ class FaultProxy:
         except (ConnectionError, OSError):
             pass
         finally:
-            outbox.put_nowait((0.0, None))  # EOF marker, after everything queued
+            if self.mode is Mode.BLACKHOLE:
+                # Nothing passes, not even the end of the stream: the other side must not learn that
+                # this side went away (that is what makes a peer half-open).
+                sender.cancel()
+            else:
+                outbox.put_nowait((0.0, None))  # EOF marker, after everything queued
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
