@@ -1,7 +1,8 @@
 """Entry point of a server replica process (``python -m wslab.replica '<json spec>'``).
 
 Started by :class:`wslab.servers.ProcessServer`. It speaks to its parent in JSON lines on stdout: first
-``{"event": "listening", "port": N}``, then one line per log record, so the parent can show the replica's
+``{"event": "listening", "port": N}``, then one line per log record (uvicorn's, and the events wslab's
+apps report through the ``wslab`` logger with a ``wslab_kind``), so the parent can show the replica's
 logs in the lab's event log without parsing free text. SIGTERM stops it with the same fast, bounded
 shutdown as the in-loop server.
 """
@@ -26,7 +27,11 @@ class _JsonLines(logging.Handler):
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             message = f"{message} ({type(exc).__name__}: {exc})"
-        _say({"logger": record.name, "level": record.levelname, "message": message})
+        line = {"logger": record.name, "level": record.levelname, "message": message}
+        kind = getattr(record, "wslab_kind", None)  # set by apps that report events (wslab.chat)
+        if kind:
+            line["kind"] = kind
+        _say(line)
 
 
 def _say(msg: dict[str, Any]) -> None:
@@ -52,10 +57,11 @@ async def _serve(spec: dict[str, Any]) -> None:
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
-    logger = logging.getLogger("uvicorn")
-    logger.addHandler(_JsonLines())
-    logger.propagate = False
-    logger.setLevel(logging.INFO)
+    for name in ("uvicorn", "wslab"):  # the server's log, and what wslab's apps report
+        logger = logging.getLogger(name)
+        logger.addHandler(_JsonLines())
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
     asyncio.run(_serve(spec))
 
 

@@ -380,7 +380,8 @@ class ProcessServer(ServerHandle):
         while line := await self.process.stdout.readline():
             msg = _parse_child_line(line)
             message = str(msg.pop("message", ""))
-            self.events.record(self.source, _log_kind(str(msg.get("logger", "")), message), message, **msg)
+            kind = str(msg.pop("kind", "")) or _log_kind(str(msg.get("logger", "")), message)
+            self.events.record(self.source, kind, message, **msg)
 
     async def stop(self, grace: float = DEFAULT_GRACE) -> None:
         """SIGTERM: the replica closes its connections (1012) and exits; SIGKILL if it takes too long."""
