@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from wslab.clients import DEFAULT_TIMEOUT, LabClient, ReconnectingClient
+from wslab.cluster import Cluster, start_cluster
 from wslab.events import EventLog, Table
 from wslab.netem import FaultProxy
 from wslab.nginx import Nginx, NginxSettings
@@ -27,7 +28,7 @@ from wslab.redis_server import RedisServer
 from wslab.servers import ProcessServer, ServerHandle, TaskServer, ThreadServer
 from wslab.timing import DEFAULT_SCALE, TimeScale
 
-Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | RedisServer | Nginx | Path
+Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | RedisServer | Nginx | Cluster | Path
 
 # Strong references on purpose: a lab that was never closed still owns processes, threads and temp dirs,
 # so it must stay reachable for ``Lab.open()`` and for the exit hook even after its variable is gone.
@@ -210,6 +211,29 @@ class Lab:
         self._own("proxy", name, server)
         return server
 
+    # -- clusters ---------------------------------------------------------------------------------------
+    async def cluster(
+        self,
+        replicas: int,
+        backend: str = "memory",
+        name: str = "cluster",
+        *,
+        balancer: str = "proxy",
+        settings_env: dict[str, str] | None = None,
+    ) -> Cluster:
+        """``replicas`` real processes of the reference chat app behind a round-robin balancer.
+
+        ``backend`` is "memory" (no backing store: each replica only knows its own users), "pubsub" or
+        "streams" (through this lab's Redis, started if needed). ``balancer="nginx"`` puts a real nginx
+        ``upstream`` in front instead of the lab's relay. See :mod:`wslab.cluster`.
+        """
+        self._check_open()
+        await self._replace("cluster", name)
+        redis = await self.redis() if backend != "memory" else None
+        cluster = await start_cluster(name, self.events, replicas, backend, redis, balancer, settings_env)
+        self._own("cluster", name, cluster)
+        return cluster
+
     # -- redis ------------------------------------------------------------------------------------------
     async def redis(self, name: str = "redis") -> RedisServer:
         """A real Redis for this lab (see :mod:`wslab.redis_server`); ``.url`` and ``.version`` say which.
@@ -263,7 +287,7 @@ class Lab:
     def _close_blocking(self) -> None:
         """Kernel exit: no loop runs any more; end what would outlive the process."""
         for resource in self._resources.values():
-            if isinstance(resource, ProcessServer | RedisServer | Nginx):
+            if isinstance(resource, ProcessServer | RedisServer | Nginx | Cluster):
                 resource.kill_blocking()
             elif isinstance(resource, ThreadServer):
                 resource.stop_blocking(timeout=2)
@@ -302,6 +326,9 @@ def _describe(resource: Resource) -> str:
         return resource.state.value
     if isinstance(resource, FaultProxy):
         return "running" if resource.running else "stopped"
+    if isinstance(resource, Cluster):
+        up = sum(r.running for r in resource.replicas)
+        return f"{up} of {len(resource.replicas)} replicas running ({resource.backend})"
     if isinstance(resource, Nginx):
         return "nginx, running" if resource.running else "nginx, stopped"
     if isinstance(resource, RedisServer):

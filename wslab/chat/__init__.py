@@ -3,7 +3,8 @@
 Modules, one job each: :mod:`~wslab.chat.protocol` (the messages, documented in one table),
 :mod:`~wslab.chat.auth` (tokens), :mod:`~wslab.chat.ratelimit` (token bucket),
 :mod:`~wslab.chat.origins` (the Origin allowlist), :mod:`~wslab.chat.rooms` (membership and fan-out),
-:mod:`~wslab.chat.session` (one connection's state machine), :mod:`~wslab.chat.app` (the FastAPI app).
+:mod:`~wslab.chat.session` (one connection's state machine), :mod:`~wslab.chat.app` (the FastAPI app),
+:mod:`~wslab.chat.fanout` (rooms across processes: ``memory``, Redis ``pubsub`` or ``streams``).
 
 >>> app = create_app(ChatSettings(auth_timeout=lab.seconds(5)))      # doctest: +SKIP
 >>> server = await lab.serve(app, name="chat")
@@ -11,8 +12,9 @@ Modules, one job each: :mod:`~wslab.chat.protocol` (the messages, documented in 
 >>> await alice.send_json({"type": "auth", "token": issue_token("alice", app.state.settings.secret, 60)})
 """
 
-from wslab.chat.app import create_app
+from wslab.chat.app import create_app, create_app_from_env
 from wslab.chat.auth import Claims, TokenError, TokenExpired, TokenInvalid, issue_token, verify_token
+from wslab.chat.fanout import FanOutHealth, FanOutManager
 from wslab.chat.ratelimit import TokenBucket
 from wslab.chat.rooms import ConnectionManager, Eviction, Member, Stats
 from wslab.chat.session import State
@@ -23,6 +25,8 @@ __all__ = [
     "Claims",
     "ConnectionManager",
     "Eviction",
+    "FanOutHealth",
+    "FanOutManager",
     "Member",
     "State",
     "Stats",
@@ -31,6 +35,7 @@ __all__ = [
     "TokenExpired",
     "TokenInvalid",
     "create_app",
+    "create_app_from_env",
     "issue_token",
     "verify_token",
 ]

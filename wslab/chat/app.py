@@ -21,12 +21,19 @@ above ``max_message_bytes`` so that no frame much larger than the protocol allow
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI, WebSocket
 
+from wslab.chat.auth import Claims
+from wslab.chat.fanout import RESUME, FanOutManager, MemoryFanOut, Resume, create_fanout
 from wslab.chat.origins import origin_allowed
 from wslab.chat.page import add_page
+from wslab.chat.protocol import Auth, ProtocolViolation, parse_client_message
 from wslab.chat.rooms import ConnectionManager, Report, no_report
-from wslab.chat.session import ChatSession
+from wslab.chat.session import ChatSession, State
 from wslab.chat.settings import ChatSettings
 from wslab.wire import CloseCode
 
@@ -37,10 +44,27 @@ def create_app(settings: ChatSettings | None = None, report: Report = no_report)
     In a lab: ``create_app(settings, report=lambda kind, msg: lab.events.record("chat", kind, msg))``.
     """
     settings = settings if settings is not None else ChatSettings()
-    manager = ConnectionManager(queue_size=settings.queue_size, report=report)
-    app = FastAPI(title="wslab chat")
+    fanout = create_fanout(settings.backend, settings.redis_url, settings.stream_maxlen)
+    manager: ConnectionManager
+    if fanout is None:
+        manager = ConnectionManager(queue_size=settings.queue_size, report=report)
+    else:
+        manager = FanOutManager(fanout, queue_size=settings.queue_size, report=report)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.fanout.aclose()  # the listener and publisher tasks end with the app
+
+    app = FastAPI(title="wslab chat", lifespan=lifespan)
     app.state.chat = manager
     app.state.settings = settings
+    app.state.fanout = fanout if fanout is not None else MemoryFanOut()
+
+    @app.get("/health/fanout")
+    async def fanout_health() -> dict[str, object]:
+        """The fan-out's counters and state, for replicas in other processes (F13: no silent death)."""
+        return app.state.fanout.health.as_dict()  # type: ignore[no-any-return]
 
     @app.websocket("/ws/chat/{room_id}")
     async def chat(websocket: WebSocket, room_id: str) -> None:
@@ -50,7 +74,44 @@ def create_app(settings: ChatSettings | None = None, report: Report = no_report)
             # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
             await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
             return
-        await ChatSession(websocket, room_id, manager, settings, report).run()
+        await ResumingSession(websocket, room_id, manager, settings, report).run()
 
     add_page(app, settings)  # the browser page at / (with a demo login) and its client at /static
     return app
+
+
+class ResumingSession(ChatSession):
+    """The reference session, handing the resume point of its ``auth`` to the fan-out (:data:`RESUME`)."""
+
+    resume: Resume | None = None
+
+    async def _authenticate(self) -> Claims:
+        claims = await super()._authenticate()
+        RESUME.set(self.resume)  # this task's: read by membership(), which runs next in the same task
+        return claims
+
+    async def _receive_text(self) -> str:
+        text = await super()._receive_text()
+        if self.state is State.AWAIT_AUTH:
+            with contextlib.suppress(ProtocolViolation):  # _authenticate() reports what is wrong with it
+                message = parse_client_message(text)
+                if isinstance(message, Auth):
+                    self.resume = Resume(message.last_id, message.epoch, message.last_seq)
+        return text
+
+
+def create_app_from_env() -> FastAPI:
+    """``uvicorn --factory wslab.chat.app:create_app_from_env``: a replica configured by its environment.
+
+    ``WSLAB_CHAT_SECRET`` (shared by every replica, so one token works on all), ``WSLAB_CHAT_BACKEND``
+    (memory | pubsub | streams), ``REDIS_URL``, ``WSLAB_CHAT_STREAM_MAXLEN``.
+    """
+    env = os.environ
+    values: dict[str, object] = {"backend": env.get("WSLAB_CHAT_BACKEND", "memory")}
+    if "WSLAB_CHAT_SECRET" in env:
+        values["secret"] = env["WSLAB_CHAT_SECRET"]
+    if env.get("REDIS_URL"):
+        values["redis_url"] = env["REDIS_URL"]
+    if env.get("WSLAB_CHAT_STREAM_MAXLEN"):
+        values["stream_maxlen"] = int(env["WSLAB_CHAT_STREAM_MAXLEN"])
+    return create_app(ChatSettings(**values))  # type: ignore[arg-type]

@@ -9,7 +9,8 @@ Client → server
 type       fields                               meaning
 =========  ===================================  ================================================
 auth       token: str, last_seq: int|None=None  must be the first message, within auth_timeout;
-                                                ``last_seq`` is for resuming (accepted, not used yet)
+           last_id: str|None=None               ``last_id`` + ``epoch`` (from the last message you
+           epoch: str|None=None                 got) resume a room on the ``streams`` backend
 say        text: str, exclude_self: bool=False  broadcast to the room (optionally not to oneself)
 dm         to: str, text: str                   direct message to a user in the same room
 reauth     token: str                           a fresh token for the same user: extends expiry
@@ -29,7 +30,28 @@ message    from, text                           a ``say`` from ``from``
 dm         from, text                           a direct message to you
 error      reason, detail                       your last message was refused; the socket stays open
 reauthed   expires_in: float                    the new token is accepted; seconds it has left
+resync     reason, epoch: str|None              history is discontinuous: what you missed cannot
+                                                be replayed; reload the room's state, then go on
 =========  ===================================  ================================================
+
+Where ``seq`` comes from depends on the fan-out backend (``ChatSettings.backend``):
+
+* ``memory`` (one process): the room's local counter, as above.
+* ``pubsub``: a per-room Redis ``INCR``, done in the same Lua call as the ``PUBLISH`` so the order of
+  ``seq`` is the order of delivery in every process (cost: one script call per message on the single
+  Redis thread, instead of a bare PUBLISH). A gap in ``seq`` is a message this client missed; pub/sub is
+  at-most-once and the server says ``resync`` (reason ``fanout_reconnected``) after its listener had to
+  reconnect. ``seq`` restarts when Redis loses its data.
+* ``streams``: room messages also carry ``id`` (the Redis stream ID, the resume offset) and ``epoch`` (the
+  stream's identity, new whenever its history is lost, e.g. a Redis restart); ``seq`` is stored in the
+  entry. Send ``last_id`` and ``epoch`` in ``auth`` to get exactly what you missed, in order, then live
+  messages; an offset older than the retained history (``MAXLEN``) or from another epoch gets ``resync``
+  (reason ``history_lost`` or ``epoch_changed``) instead.
+
+With a Redis backend, messages for one connection only (``ready``, ``error``, ``dm``, ``reauthed``,
+``resync``) are not part of the room's stream: they repeat the ``seq`` (and ``id``) of the last room
+message that connection was given, so ``seq`` never decreases but may repeat. ``dm`` reaches only users
+connected to the same process.
 
 The one exception is ``ping`` (``{"type": "ping"}``, no ``seq``): a heartbeat for this connection only,
 not part of the room's stream, sent every ``heartbeat_interval`` when heartbeats are on. Answer it with
@@ -60,6 +82,8 @@ class Auth(_ClientMessage):
     type: Literal["auth"]
     token: str
     last_seq: int | None = None  # the last seq this client saw in the room (resume; see the docstring)
+    last_id: str | None = None  # the last stream ID seen (``streams`` backend)
+    epoch: str | None = None  # the epoch that ID belongs to
 
 
 class Say(_ClientMessage):
@@ -177,3 +201,9 @@ class Error(ServerMessage):
 class Reauthed(ServerMessage):
     type: Literal["reauthed"] = "reauthed"
     expires_in: float
+
+
+class Resync(ServerMessage):
+    type: Literal["resync"] = "resync"
+    reason: str
+    epoch: str | None = None

@@ -145,7 +145,7 @@ class ConnectionManager:
 
     def _join(self, room_name: str, user: str) -> Member:
         room = self._rooms.setdefault(room_name, Room(room_name))
-        member = Member(user, room_name, self.queue_size, self.stats)
+        member = self._new_member(user, room_name)
         room.members[member] = None
         self.send_to(member, Ready(user=user, room=room_name, members=[m.user for m in room.members]))
         self.broadcast(room_name, Joined(user=user), exclude=member)
@@ -158,11 +158,15 @@ class ConnectionManager:
         if room is None or member not in room.members:
             return
         del room.members[member]
-        if room.members:
-            self.broadcast(room.name, Left(user=member.user))
-        else:
+        if not room.members:
             del self._rooms[room.name]  # an empty room holds nothing worth keeping
+        # Locally a no-op once the room is gone; a fan-out backend still tells the other processes.
+        self.broadcast(room.name, Left(user=member.user))
         self.report("left", f"{member.user} left {member.room}")
+
+    def _new_member(self, user: str, room: str) -> Member:
+        """The member object for a join (a fan-out manager's members also track their stream position)."""
+        return Member(user, room, self.queue_size, self.stats)
 
     # -- fan-out ---------------------------------------------------------------------------------------
     def broadcast(self, room: str, message: ServerMessage, exclude: Member | None = None) -> int:

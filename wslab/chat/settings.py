@@ -54,6 +54,13 @@ class ChatSettings:
     ``heartbeat_interval``. Too tight a value closes busy but alive clients (F04)."""
     close_timeout: float = 5.0
     """Seconds the server waits for its close frame to get out to a peer that stopped reading."""
+    backend: str = "memory"
+    """Room fan-out: ``"memory"`` (one process), ``"pubsub"`` (Redis pub/sub, at-most-once) or
+    ``"streams"`` (Redis Streams: offsets, resume, epoch); see :mod:`wslab.chat.fanout` (F11-F14, F18)."""
+    redis_url: str | None = None
+    """The Redis every replica shares; required by the ``pubsub`` and ``streams`` backends."""
+    stream_maxlen: int = 1000
+    """History kept per room by the ``streams`` backend (``XADD ... MAXLEN ~ n``); older offsets resync."""
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (list, tuple, set)):

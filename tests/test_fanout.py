@@ -1,0 +1,296 @@
+"""Fan-out across processes (wslab.chat.fanout): two apps, one real Redis, every message exactly once.
+
+Each test reads like the scaling lesson: alice and bob sit on different app instances sharing a Redis;
+we assert on what each of them received, on what Redis itself says (``PUBSUB NUMSUB``), and on the
+fan-out's own health counters. Redis is always the real server from ``lab.redis()``, never a fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from leakcheck import Snapshot
+
+from wslab import Lab
+from wslab.chat import ChatSettings, create_app, issue_token
+from wslab.chat.fanout import FanOutManager
+from wslab.clients import LabClient
+from wslab.servers import ServerHandle
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "wslab-fanout-test-secret-0123456789abcdef"
+LOBBY_CHANNEL = "wslab:chat:room:lobby"
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} s: {check.__doc__ or check}")
+        await asyncio.sleep(0.01)
+
+
+async def start(lab: Lab, name: str, backend: str, redis_url: str, **overrides: Any) -> ServerHandle:
+    """One app instance (its own rooms, its own fan-out) reporting into the lab's events as ``name``."""
+    settings = ChatSettings(
+        secret=SECRET,
+        backend=backend,
+        redis_url=redis_url,
+        rate=1000.0,
+        burst=1000,
+        queue_size=256,
+        **overrides,
+    )
+    app = create_app(settings, report=lambda kind, msg: lab.events.record(name, kind, msg))
+    server = await lab.serve(app, name=name)
+    server.app = app  # type: ignore[attr-defined]
+    return server
+
+
+def manager(server: ServerHandle) -> FanOutManager:
+    chat = server.app.state.chat  # type: ignore[attr-defined]
+    assert isinstance(chat, FanOutManager)
+    return chat
+
+
+async def join(
+    lab: Lab, server: ServerHandle | str, user: str, room: str = "lobby", **auth: Any
+) -> LabClient:
+    url = server if isinstance(server, str) else server.ws_url(f"/ws/chat/{room}")
+    client = await lab.connect(url, name=user)
+    await client.send_json({"type": "auth", "token": issue_token(user, SECRET, 60), **auth})
+    ready = await client.recv_json()
+    assert ready["type"] == "ready" and ready["user"] == user, ready
+    return client
+
+
+async def messages(client: LabClient, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` chat messages (skipping joined/left notices)."""
+    got: list[dict[str, Any]] = []
+    while len(got) < count:
+        msg = await client.recv_json(timeout=3.0)
+        if msg["type"] in ("message", "resync"):
+            got.append(msg)
+    return got
+
+
+async def numsub(redis: Any, channel: str = LOBBY_CHANNEL) -> int:
+    client = redis.client()
+    try:
+        [(_, count)] = await client.pubsub_numsub(channel)
+        return int(count)
+    finally:
+        await client.aclose()
+
+
+async def until(probe: Callable[[], Any], expected: Any, timeout: float = 3.0) -> None:
+    """Poll an async probe (a Redis query) until it returns ``expected``."""
+    deadline = time.monotonic() + timeout
+    while (value := await probe()) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{probe} is {value!r}, expected {expected!r}")
+        await asyncio.sleep(0.02)
+
+
+# --- pub/sub -------------------------------------------------------------------------------------------
+
+
+async def test_pubsub_subscribes_once_per_room_per_process_and_unsubscribes_when_empty() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        server = await start(lab, "app", "pubsub", redis.url)
+        clients = [await join(lab, server, user) for user in ("alice", "bob", "carol")]
+        await until(lambda: numsub(redis), 1)  # three members, one subscription (F12)
+        health = manager(server).fanout.health
+        assert health.rooms == ["lobby"] and health.state == "connected"
+        await clients[0].close()
+        await clients[1].close()
+        await eventually(lambda: manager(server).rooms == {"lobby": ["carol"]})
+        assert await numsub(redis) == 1
+        await clients[2].close()
+        await until(lambda: numsub(redis), 0)  # the last one out unsubscribes
+        assert health.rooms == []
+
+
+async def test_pubsub_listener_killed_by_redis_comes_back_and_resubscribes() -> None:
+    before = Snapshot.take()
+    async with Lab() as lab:
+        redis = await lab.redis()
+        one = await start(lab, "one", "pubsub", redis.url)
+        two = await start(lab, "two", "pubsub", redis.url)
+        alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
+        await until(lambda: numsub(redis), 2)
+        admin = redis.client()
+        await admin.client_kill_filter(_type="pubsub")  # what client-output-buffer-limit does (F14)
+        await admin.aclose()
+        health = manager(two).fanout.health
+        await eventually(lambda: health.reconnects == 1 and health.state == "connected")
+        await until(lambda: numsub(redis), 2)
+        assert (await messages(bob, 1))[0]["reason"] == "fanout_reconnected"
+        await alice.send_json({"type": "say", "text": "still here"})
+        assert [m["text"] for m in await messages(bob, 1)] == ["still here"]
+    await asyncio.sleep(0)
+    assert Snapshot.take().leaks_since(before) == []  # listener and publisher tasks end with the app
+
+
+async def test_pubsub_two_instances_deliver_each_message_exactly_once_in_seq_order() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        one = await start(lab, "one", "pubsub", redis.url)
+        two = await start(lab, "two", "pubsub", redis.url)
+        alice, dave = await join(lab, one, "alice"), await join(lab, one, "dave")
+        bob, carol = await join(lab, two, "bob"), await join(lab, two, "carol")
+        await until(lambda: numsub(redis), 2)  # one subscriber per process, not per member
+        for i in range(5):
+            await alice.send_json({"type": "say", "text": f"m{i}"})
+        for client in (alice, dave, bob, carol):
+            got = await messages(client, 5)
+            assert [m["text"] for m in got] == [f"m{i}" for i in range(5)], client.name
+            seqs = [m["seq"] for m in got]
+            assert seqs == list(range(seqs[0], seqs[0] + 5)), seqs  # one Redis INCR per room message
+            await client.expect_silence(0.1)  # no duplicates
+        await alice.send_json({"type": "say", "text": "not to me", "exclude_self": True})
+        assert [m["text"] for m in await messages(bob, 1)] == ["not to me"]
+        await alice.expect_silence(0.1)
+
+
+async def test_pubsub_listener_recovers_after_redis_restart_and_counts_the_gap() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        one = await start(lab, "one", "pubsub", redis.url)
+        two = await start(lab, "two", "pubsub", redis.url)
+        alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
+        await until(lambda: numsub(redis), 2)
+        await alice.send_json({"type": "say", "text": "before"})
+        assert [m["text"] for m in await messages(bob, 1)] == ["before"]
+
+        restart = asyncio.create_task(redis.restart(downtime=0.5))
+        await eventually(lambda: not redis.running)
+        await alice.send_json({"type": "say", "text": "during"})  # published into the void
+        fanout_one, fanout_two = manager(one).fanout.health, manager(two).fanout.health
+        await eventually(lambda: fanout_one.publish_failures >= 1)
+        await restart
+
+        await eventually(lambda: fanout_one.reconnects >= 1 and fanout_two.reconnects >= 1)
+        await eventually(lambda: fanout_one.state == fanout_two.state == "connected")
+        await until(lambda: numsub(redis), 2)  # every active room re-subscribed
+        resync = (await messages(bob, 1))[0]
+        assert resync["type"] == "resync" and resync["reason"] == "fanout_reconnected"
+        await alice.send_json({"type": "say", "text": "after"})
+        assert [m["text"] for m in await messages(bob, 1)] == ["after"]  # "during" is gone: at-most-once
+        assert fanout_two.last_error is not None
+        await lab.events.wait_for(source="two", kind="fanout_reconnected")
+
+
+async def test_replica_processes_behind_a_balancer_share_the_room() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        env = {"WSLAB_CHAT_SECRET": SECRET, "WSLAB_CHAT_BACKEND": "pubsub", "REDIS_URL": redis.url}
+        replicas = [
+            await lab.serve_process("wslab.chat.app:create_app_from_env", name=f"r{i}", factory=True, env=env)
+            for i in (1, 2)
+        ]
+        lb = await lab.proxy(replicas, name="lb")
+        url = f"ws://127.0.0.1:{lb.port}/ws/chat/lobby"
+        alice, bob = await join(lab, url, "alice"), await join(lab, url, "bob")  # round robin: r1, r2
+        await until(lambda: numsub(redis), 2)
+        await alice.send_json({"type": "say", "text": "across processes"})
+        assert [m["text"] for m in await messages(bob, 1)] == ["across processes"]
+        await bob.expect_silence(0.1)
+
+        def health(replica: ServerHandle) -> dict[str, Any]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{replica.port}/health/fanout", timeout=2) as r:
+                return json.loads(r.read())  # type: ignore[no-any-return]
+
+        states = await asyncio.gather(*(asyncio.to_thread(health, r) for r in replicas))
+        assert [(s["backend"], s["state"], s["rooms"]) for s in states] == [
+            ("pubsub", "connected", ["lobby"])
+        ] * 2
+
+
+# --- streams -------------------------------------------------------------------------------------------
+
+
+async def test_streams_reconnect_with_last_id_gets_exactly_what_was_missed_then_live() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        one = await start(lab, "one", "streams", redis.url)
+        two = await start(lab, "two", "streams", redis.url)
+        alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
+        await alice.send_json({"type": "say", "text": "m1"})
+        [m1] = await messages(bob, 1)
+        assert m1["text"] == "m1" and m1["id"] and m1["epoch"]
+        await bob.close()
+        for text in ("m2", "m3", "m4"):
+            await alice.send_json({"type": "say", "text": text})
+        await messages(alice, 4)  # m1..m4 are in the stream
+
+        # bob comes back, on the other instance this time, with where he left off
+        bob = await join(lab, one, "bob", last_id=m1["id"], epoch=m1["epoch"], last_seq=m1["seq"])
+        missed = [await bob.recv_json() for _ in range(4)]
+        assert [(m["type"], m.get("user") or m["text"]) for m in missed] == [
+            ("left", "bob"),  # his own departure, which he never saw
+            ("message", "m2"),
+            ("message", "m3"),
+            ("message", "m4"),
+        ]
+        await alice.send_json({"type": "say", "text": "m5"})
+        live = await bob.recv_json()
+        assert live["text"] == "m5"
+        # no gap, no duplicate: only seq+5, the "joined bob" that went to everyone but bob, is skipped
+        seq = m1["seq"]
+        assert [m["seq"] for m in [*missed, live]] == [seq + 1, seq + 2, seq + 3, seq + 4, seq + 6]
+        await bob.expect_silence(0.15)
+
+
+async def test_streams_offset_older_than_maxlen_gets_resync() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        admin = redis.client()
+        await admin.config_set("stream-node-max-entries", 5)  # so that MAXLEN ~ trims in small steps
+        await admin.aclose()
+        one = await start(lab, "one", "streams", redis.url, stream_maxlen=5)
+        alice, bob = await join(lab, one, "alice"), await join(lab, one, "bob")
+        await alice.send_json({"type": "say", "text": "first"})
+        [first] = await messages(bob, 1)
+        await bob.close()
+        for i in range(30):
+            await alice.send_json({"type": "say", "text": f"m{i}"})
+        await messages(alice, 31)
+        bob = await join(lab, one, "bob", last_id=first["id"], epoch=first["epoch"])
+        [resync] = await messages(bob, 1)
+        assert resync == {**resync, "type": "resync", "reason": "history_lost", "epoch": first["epoch"]}
+        await alice.send_json({"type": "say", "text": "live again"})
+        assert [m["text"] for m in await messages(bob, 1)] == ["live again"]
+
+
+async def test_streams_epoch_changes_when_redis_loses_its_data() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        one = await start(lab, "one", "streams", redis.url)
+        alice, bob = await join(lab, one, "alice"), await join(lab, one, "bob")
+        await alice.send_json({"type": "say", "text": "before"})
+        [before] = await messages(bob, 1)
+        await redis.restart(downtime=0.1)
+        [resync] = await messages(bob, 1)  # the reader noticed: the stream bob knew is gone
+        assert resync["type"] == "resync" and resync["reason"] == "epoch_changed"
+        assert resync["epoch"] and resync["epoch"] != before["epoch"]
+        await alice.send_json({"type": "say", "text": "after"})
+        [after] = await messages(bob, 1)
+        assert after["text"] == "after" and after["epoch"] == resync["epoch"]
+        await bob.close()
+        carol = await join(lab, one, "carol", last_id=before["id"], epoch=before["epoch"])
+        [told] = await messages(carol, 1)
+        assert (
+            told["type"] == "resync"
+            and told["reason"] == "epoch_changed"
+            and told["epoch"] == resync["epoch"]
+        )
+        assert manager(one).fanout.health.reconnects == 1
