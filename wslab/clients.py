@@ -251,7 +251,8 @@ class ReconnectingClient:
     - what to do is decided by the close code (:func:`wslab.backoff.decide`): 4001/1008 stop, 4002 asks
       ``token_provider`` for a new token, 1013/4008 back off harder, 1001/1006/1011/1012 reconnect;
     - the first message on every connection is the auth frame (``{"type": "auth", "token": ...}``),
-      with ``last_seq`` when ``resume=True`` so a server can replay what was missed;
+      with the last ``seq`` (and the stream ``id`` and ``epoch`` of a Streams backend) when
+      ``resume=True``, so the server can replay what was missed, or answer ``resync``;
     - an application ``{"type": "ping"}`` is answered with ``{"type": "pong"}``; with ``heartbeat`` set,
       a connection on which nothing arrived for 1.5 × ``heartbeat`` is treated as dead and replaced;
     - ``max_attempts`` failed attempts in a row end in ``OFFLINE`` ("gave up"), which a UI can show.
@@ -294,6 +295,9 @@ class ReconnectingClient:
         self.state = ClientState.CONNECTING
         self.offline_reason = ""
         self.last_seq: int | None = None
+        self.last_id: str | None = None  # stream offset and epoch, from a server that sends them
+        self.epoch: str | None = None
+        self.resyncs: list[dict[str, Any]] = []  # "what you missed cannot be replayed" notices
         self.connections = 0  # connections that opened
         self.attempts = 0  # connection attempts, successful or not
         self.close_codes: list[int | None] = []
@@ -373,8 +377,12 @@ class ReconnectingClient:
         try:
             if self.token is not None:
                 auth: dict[str, Any] = {"type": "auth", "token": self.token}
-                if self.resume and self.last_seq is not None:
-                    auth["last_seq"] = self.last_seq
+                if self.resume:
+                    if self.last_seq is not None:
+                        auth["last_seq"] = self.last_seq
+                    if self.last_id is not None:
+                        auth["last_id"] = self.last_id
+                        auth["epoch"] = self.epoch
                 await ws.send(json.dumps(auth))
             while True:
                 try:
@@ -407,6 +415,12 @@ class ReconnectingClient:
                 return
             if isinstance(message.get("seq"), int):
                 self.last_seq = message["seq"]
+            if isinstance(message.get("id"), str):
+                self.last_id, self.epoch = message["id"], message.get("epoch")
+            if message.get("type") == "resync":
+                # the server cannot replay the gap: start again from now (a real app reloads its state)
+                self.resyncs.append(message)
+                self.last_id, self.epoch = None, message.get("epoch")
         self.received.append(message)
         self._inbox.put_nowait(message)
         self.events.record(self.source, "received", _preview(raw))
