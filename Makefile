@@ -20,8 +20,9 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root) $(ARGS)
 
 ## Run every test: unit tests, integration tests and every notebook under strict nbval.
+## PYTEST_ARGS passes options on, e.g. make test PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS=tests/test_lab.py
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Re-execute notebooks in place to regenerate their stored outputs (NB=path to do one).
 notebooks: $(STAMP)

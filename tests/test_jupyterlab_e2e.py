@@ -37,6 +37,8 @@ import pytest
 
 from wslab.components import CHROMIUM_ARGS, require_or_skip
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "01_handshake_and_frames.ipynb"
 TOKEN = "wslab-e2e-token"

@@ -18,6 +18,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import notebook_variants  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = sorted(
     p
     for p in (ROOT / "notebooks").rglob("*.ipynb")
