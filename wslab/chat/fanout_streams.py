@@ -206,6 +206,11 @@ class StreamsFanOut(Supervised):
         if entry.epoch != cursor.epoch:
             cursor.reset(entry.epoch, cursor.last, cursor.seq)
             self.resync(room, "epoch_changed", entry.epoch)
+        elif cursor.seq and entry.seq > cursor.seq + 1:
+            # MAXLEN trimmed entries before this reader got to them (a burst, a stalled reader): the
+            # members cannot be given what they missed, so say so instead of skipping it silently.
+            self.health.missed += entry.seq - cursor.seq - 1
+            self.resync(room, "history_lost", entry.epoch)
         if len(cursor.ring) == cursor.ring.maxlen:
             cursor.base = cursor.ring[0].id or cursor.base
         cursor.ring.append(entry)
