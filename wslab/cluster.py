@@ -12,6 +12,7 @@ memory (catalogue F11), and only separate processes make that true.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -66,13 +67,22 @@ class Cluster:
         """A token every replica accepts (they share the secret)."""
         return issue_token(user, self.secret, ttl)
 
-    async def start_replica(self, index: int, port: int = 0) -> ProcessServer:
+    async def _spawn(self, index: int, port: int = 0) -> ProcessServer:
         name = f"{self.name}-{index + 1}"
-        replica = await ProcessServer.start(APP, name, self.events, port=port, factory=True, env=self.env)
-        if index < len(self.replicas):
-            self.replicas[index] = replica
-        else:
-            self.replicas.append(replica)
+        return await ProcessServer.start(APP, name, self.events, port=port, factory=True, env=self.env)
+
+    async def start_replicas(self, count: int) -> None:
+        """Start ``count`` replicas at once: each one spends most of its start-up importing, in parallel."""
+        started = await asyncio.gather(*(self._spawn(i) for i in range(count)), return_exceptions=True)
+        self.replicas = [r for r in started if isinstance(r, ProcessServer)]
+        failures = [r for r in started if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+
+    async def start_replica(self, index: int, port: int = 0) -> ProcessServer:
+        """(Re)start replica ``index``, on ``port`` (0: any free port)."""
+        replica = await self._spawn(index, port)
+        self.replicas[index] = replica
         return replica
 
     async def kill(self, index: int) -> None:
@@ -137,8 +147,7 @@ async def start_cluster(
         env["REDIS_URL"] = redis.url
     cluster = Cluster(name, events, backend, secret, redis if backend != "memory" else None, env)
     try:
-        for index in range(replicas):
-            await cluster.start_replica(index)
+        await cluster.start_replicas(replicas)
         targets: Sequence[Any] = cluster.replicas
         if balancer == "nginx":
             cluster.balancer = await Nginx.start(f"{name}-lb", events, targets)
