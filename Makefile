@@ -51,7 +51,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/serve_timings.py
+	$(BIN)/python benchmarks/fanout.py --quick
+	$(BIN)/python benchmarks/scaling.py --quick
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.12 build wheelhouse *.egg-info .pytest_cache .ruff_cache .hypothesis

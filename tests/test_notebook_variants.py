@@ -47,6 +47,12 @@ def test_every_exercise_cell_is_found() -> None:
             assert path.name.startswith(chapter)
 
 
+def test_the_copies_carry_what_the_notebooks_read(tmp_path: Path) -> None:
+    notebook_variants.build("student", tmp_path)
+    assert (tmp_path / "failures" / "k8s" / "ingress-nginx-websocket.yaml").exists()
+    assert (tmp_path / "failures" / "README.md").exists()
+
+
 @pytest.mark.parametrize("variant", ["student", "solution"])
 def test_variant_builds_and_checks(variant: str, tmp_path: Path) -> None:
     notebook_variants.build(variant, tmp_path)

@@ -4,8 +4,8 @@ Exercise cells are recognised by what they contain: a notebook binds its chapter
 ``ex = exercises.bind("NN", globals())``, and each exercise cell ends with ``ex.qK.check()`` (or
 ``await ex.qK.check()``). Everything above that line is the learner's answer.
 
-- **student**: every answer replaced by the exercise's placeholder, outputs cleared. It is what a
-  workshop hands out, and it cannot leak a solution even if an author saved a solved notebook.
+- **student**: the notebooks as learners get them (exercise cells unanswered), outputs cleared, with
+  the files they read (``failures/k8s/``). It is what a workshop hands out.
 - **solution**: every answer replaced by the exercise's reference solution, outputs cleared. Executing
   it must turn every check "Correct" (nbgrader's ``validate``); executing the student copy must turn
   every check "Not attempted", without an error (``validate --invert``). tests/test_notebook_variants.py
@@ -46,14 +46,20 @@ def exercise_cells(nb: nbformat.NotebookNode) -> list[tuple[int, str, str]]:
 
 
 def rewrite(nb: nbformat.NotebookNode, variant: str) -> int:
-    """Replace each exercise cell's answer by the placeholder or the solution; returns how many."""
+    """Clear outputs; in the solution copy, put the reference answer in each exercise cell.
+
+    The student copy keeps the notebook's own exercise cells (with their task comments), because the
+    stored notebooks are the learner's version; tests/test_notebook_variants.py runs the student copy
+    and fails if any check there is not "Not attempted", so a solved notebook cannot slip out.
+    """
     cells = exercise_cells(nb)
     for index, chapter, question in cells:
+        if variant == "student":
+            continue
         exercise = getattr(bind(chapter, {}), question)
         cell = nb.cells[index]
         check_line = CHECK_RE.search(cell.source).group(0)  # type: ignore[union-attr]
-        answer = exercise.placeholder if variant == "student" else exercise.solution_code
-        cell.source = f"{answer.rstrip()}\n\n\n{check_line}"
+        cell.source = f"{exercise.solution_code.strip()}\n\n\n{check_line}"
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
@@ -68,14 +74,12 @@ def build(variant: str, destination: Path) -> list[Path]:
     source = ROOT / "notebooks"
     if destination.exists():
         shutil.rmtree(destination)
+    # everything the notebooks read (failures/k8s/*.yaml, READMEs) comes along
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     written = []
-    for path in sorted(source.rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts:
-            continue
-        nb = nbformat.read(path, as_version=4)
+    for target in sorted(destination.rglob("*.ipynb")):
+        nb = nbformat.read(target, as_version=4)
         rewrite(nb, variant)
-        target = destination / path.relative_to(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
         written.append(target)
     return written
