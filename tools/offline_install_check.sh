@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install wslab from a wheelhouse into a fresh venv with every index disabled, then run the doctor
-# and the first notebook's imports: what an offline workshop room does.
+# and the first notebook's imports: the command docs/instructors.md gives an offline workshop room.
 set -euo pipefail
 wheelhouse=$(cd "${1:-wheelhouse}" && pwd)
 python=${PYTHON:-python3}
