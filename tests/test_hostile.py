@@ -622,3 +622,35 @@ class TestManyAtOnce:
             raw.drop()
         await eventually(lambda: arena.server.open_connections == 1, "stalled sockets not freed")
         assert arena.manager.rooms == {"lobby": ["sentinel"]} and arena.sentinel.drain() == []
+
+
+class TestPartialHandshakes:
+    """Slowloris-style: a prefix of a valid upgrade request, maybe followed by junk, then the client stalls
+    and vanishes. Whatever the server answers (nothing yet, 400, or a 101 for a request that happens to be
+    complete), it holds nothing afterwards: no socket, no membership, and the sentinel is still served."""
+
+    SETTINGS: ClassVar[dict[str, Any]] = {"auth_timeout": 0.2}
+
+    @CASES
+    @given(cut=st.integers(0, 220), junk=st.binary(max_size=40), stall=st.booleans())
+    @example(cut=0, junk=b"", stall=True)  # connect and say nothing
+    @example(cut=20, junk=b"", stall=True)  # half a request line
+    @example(cut=220, junk=b"", stall=True)  # a whole request: upgraded, never authenticated
+    @example(cut=40, junk=b"\r\n\r\n", stall=False)  # a head that ends too early
+    def test_partial_handshakes_leave_nothing_behind(
+        self, arena: Arena, cut: int, junk: bytes, stall: bool
+    ) -> None:
+        arena.run(self.case(arena, cut, junk, stall))
+
+    async def case(self, arena: Arena, cut: int, junk: bytes, stall: bool) -> None:
+        await arena.clean_slate()
+        port = arena.server.port
+        request = HandshakeRequest(path=LOBBY, host=f"127.0.0.1:{port}").serialize()
+        raw = await Raw.open(port)
+        try:
+            raw.send(request[:cut] + junk)
+            if stall:  # the server waits for the rest meanwhile; others must not notice
+                await arena.sentinel.send_json({"type": "say", "text": "during"})
+                assert (await arena.sentinel.recv_json(STEP))["text"] == "during"
+        finally:
+            await arena.settle(raw, joined=False)  # drops the socket, then checks nothing is left
