@@ -43,9 +43,13 @@ import socket
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+from fanout import Tally  # the same receiver tally as the fan-out benchmark (same folder)
+
+from wslab.storm import ensure_fd_limit
 
 SECRET = "wslab-scaling-benchmark-secret-0123456789"
 
@@ -238,23 +242,6 @@ class ServerProcess:
 
 
 # --- the clients: raw sockets, three dialects ----------------------------------------------------
-
-
-@dataclass
-class Tally:
-    receivers: int
-    target: int = 0
-    done: int = 0
-    event: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def reset(self, target: int) -> None:
-        self.target, self.done = target, 0
-        self.event.clear()
-
-    def finished_one(self) -> None:
-        self.done += 1
-        if self.done >= self.receivers:
-            self.event.set()
 
 
 _TEXT_INDEX = re.compile(rb'"text": ?"(\d{6})')
@@ -538,14 +525,6 @@ def progress(text: str) -> None:
     print(f"... {text}", file=sys.stderr, flush=True)
 
 
-def raise_fd_limit(wanted: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < wanted:
-        resource.setrlimit(
-            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
-        )
-
-
 @dataclass
 class Plan:
     sizes: list[tuple[int, int, float]]  # (N receivers, M burst, latency pace in s)
@@ -568,7 +547,7 @@ async def main(quick: bool) -> None:
 
     p = plan(quick)
     largest = max(n for n, _, _ in p.sizes)
-    raise_fd_limit(len(CONFIGS) * (largest + 8) + p.idle + 512)
+    ensure_fd_limit(len(CONFIGS) * (largest + 8) + p.idle + 512)
     started = time.perf_counter()
     async with Lab() as lab:
         redis = await lab.redis()
