@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wslab-installed
 
-.PHONY: lab test notebooks student wheelhouse offline-check lint doctor bench clean
+.PHONY: lab test notebooks timings student wheelhouse offline-check lint doctor bench clean
 
 # Create the virtualenv and install wslab with everything the course and its tests need.
 # Re-runs only when pyproject.toml changes.
@@ -27,6 +27,10 @@ test: $(STAMP)
 ## Re-execute notebooks in place to regenerate their stored outputs (NB=path to do one).
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(NB)
+
+## Run every notebook and print how long each takes on this machine; writes nothing (NB=path for one).
+timings: $(STAMP)
+	$(BIN)/python tools/execute_notebooks.py --no-write $(NB)
 
 ## Workshop copies: build/student (answers replaced by placeholders) and build/solution (reference answers).
 student: $(STAMP)

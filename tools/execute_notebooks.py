@@ -1,5 +1,8 @@
 """Re-execute notebooks in place so their stored outputs are real (``make notebooks``).
 
+With ``--no-write`` (``make timings``) the notebooks run and their run times are printed, but nothing
+is written: an instructor can check a workshop laptop without touching the course files.
+
 Outputs are never edited by hand: learners read them on GitHub and nbval compares against them. Each
 notebook runs in a fresh kernel from this environment, with the notebook's folder as working directory
 (as nbval and JupyterLab do). Timing metadata is not recorded, so a re-run changes only what changed.
@@ -17,7 +20,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def execute(path: Path) -> float:
+def execute(path: Path, write: bool = True) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
@@ -29,17 +32,22 @@ def execute(path: Path) -> float:
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start
-    nbformat.write(nb, path)
+    if write:
+        nbformat.write(nb, path)
     return elapsed
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or sorted(
+    write = "--no-write" not in argv
+    paths = [Path(a) for a in argv if a != "--no-write"] or sorted(
         p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
     )
+    total = 0.0
     for path in paths:
-        elapsed = execute(path)
-        print(f"{elapsed:6.1f} s  {path.relative_to(ROOT) if path.is_absolute() else path}")
+        elapsed = execute(path, write=write)
+        print(f"{elapsed:6.1f} s  {path.relative_to(ROOT) if path.is_absolute() else path}", flush=True)
+        total += elapsed
+    print(f"{total:6.1f} s  in all ({len(paths)} notebooks{'' if write else ', nothing written'})")
     return 0
 
 

@@ -105,11 +105,13 @@ class Cluster:
         return Table(["replica", "state"], rows)
 
     async def stop(self) -> None:
-        """Stop the balancer, then every replica. The Redis belongs to the lab and stays up."""
+        """Stop the balancer, then every replica (in parallel). The Redis belongs to the lab and stays up."""
         if self.balancer is not None:
             await self.balancer.stop()
-        for replica in self.replicas:
-            await replica.stop()
+        results = await asyncio.gather(*(r.stop() for r in self.replicas), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # every replica was still asked to stop first
 
     def kill_blocking(self) -> None:
         """Kernel exit: end the replica processes and nginx without a loop."""
