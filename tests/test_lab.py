@@ -260,3 +260,23 @@ async def test_inventory_lists_what_the_lab_holds() -> None:
         assert ("server", "demo", "task, running") in rows
         assert ("client", "alice", "open") in rows
         assert json.dumps(rows)  # plain values only
+
+
+async def test_uvicorn_default_log_config_cannot_make_lab_servers_print(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # Creating a uvicorn.Config with its default log_config (a learner trying uvicorn by hand in the kernel)
+    # runs logging.config.dictConfig: it replaces the handlers on uvicorn's loggers with stream handlers.
+    # The next lab server must put the routing back, or background work would print into other cells.
+    import uvicorn
+
+    uvicorn.Config(app=demo_app())
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="after-config")
+        client = await lab.connect(server.ws_url("/ws/echo"), name="alice")
+        await client.send_json({"n": 1})
+        assert await client.recv_json(timeout=1) == {"n": 1}
+        access = await lab.events.wait_for(source="server:after-config", kind="access")
+        assert "WebSocket /ws/echo" in access.message
+    out, err = capfd.readouterr()
+    assert "/ws/echo" not in out + err and "Uvicorn running" not in out + err, (out, err)

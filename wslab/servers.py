@@ -60,7 +60,26 @@ class _RouteToEvents(logging.Handler):
             logging.getLogger().handle(record)
 
 
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
 def _install_log_routing() -> None:
+    """Route uvicorn's loggers to the event log, again at every server start.
+
+    Why again: anyone who creates a ``uvicorn.Config`` with its default ``log_config`` (a learner trying
+    uvicorn by hand in the kernel) runs ``logging.config.dictConfig``, which puts uvicorn's own stream
+    handlers back on these loggers and removes ours; every later server would then print into whatever
+    cell happens to run. uvicorn's handlers are recognised by their formatter; other handlers stay.
+    """
+    from uvicorn.logging import ColourizedFormatter
+
+    for name in _UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if isinstance(handler.formatter, ColourizedFormatter):
+                logger.removeHandler(handler)
+        if name != "uvicorn":
+            logger.propagate = True  # to "uvicorn", where the routing is
     root = logging.getLogger("uvicorn")
     if not any(isinstance(h, _RouteToEvents) for h in root.handlers):
         root.addHandler(_RouteToEvents())
