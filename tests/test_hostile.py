@@ -416,7 +416,8 @@ class TestJsonShapes:
     on one connection that stays usable (F03). Valid messages get their normal effect."""
 
     @pytest.fixture(scope="class")
-    def conn(self, arena: Arena) -> Iterator[Raw]:
+    @classmethod
+    def conn(cls, arena: Arena) -> Iterator[Raw]:
         raw = arena.run(arena.mallory())
         yield raw
         arena.run(arena.settle(raw, joined=True, allowed=lambda m: m.get("from") == "mallory"))
