@@ -34,7 +34,7 @@ from wslab.chat.page import add_page
 from wslab.chat.protocol import Auth, ProtocolViolation, parse_client_message
 from wslab.chat.rooms import ConnectionManager, Report, no_report
 from wslab.chat.session import ChatSession, State
-from wslab.chat.settings import ChatSettings
+from wslab.chat.settings import ChatSettings, settings_from_env
 from wslab.wire import CloseCode
 
 
@@ -104,14 +104,7 @@ def create_app_from_env() -> FastAPI:
     """``uvicorn --factory wslab.chat.app:create_app_from_env``: a replica configured by its environment.
 
     ``WSLAB_CHAT_SECRET`` (shared by every replica, so one token works on all), ``WSLAB_CHAT_BACKEND``
-    (memory | pubsub | streams), ``REDIS_URL``, ``WSLAB_CHAT_STREAM_MAXLEN``.
+    (memory, the default, | pubsub | streams), ``REDIS_URL``, and any other field of
+    :class:`ChatSettings` as ``WSLAB_CHAT_<FIELD>`` (see :func:`settings_from_env`).
     """
-    env = os.environ
-    values: dict[str, object] = {"backend": env.get("WSLAB_CHAT_BACKEND", "memory")}
-    if "WSLAB_CHAT_SECRET" in env:
-        values["secret"] = env["WSLAB_CHAT_SECRET"]
-    if env.get("REDIS_URL"):
-        values["redis_url"] = env["REDIS_URL"]
-    if env.get("WSLAB_CHAT_STREAM_MAXLEN"):
-        values["stream_maxlen"] = int(env["WSLAB_CHAT_STREAM_MAXLEN"])
-    return create_app(ChatSettings(**values))  # type: ignore[arg-type]
+    return create_app(settings_from_env(os.environ))

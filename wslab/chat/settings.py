@@ -6,8 +6,12 @@ Durations are real seconds. The app knows nothing about the lab's time scale: a 
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,59 @@ class ChatSettings:
         for name in ("max_message_bytes", "burst", "queue_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ChatSettings.{name} must be at least 1, got {getattr(self, name)!r}")
+
+
+ENV_PREFIX = "WSLAB_CHAT_"
+
+
+def settings_from_env(env: Mapping[str, str]) -> ChatSettings:
+    """ChatSettings from environment variables: how a replica process is configured (twelve-factor).
+
+    Every field can be set as ``WSLAB_CHAT_<FIELD>`` (``WSLAB_CHAT_BACKEND=pubsub``,
+    ``WSLAB_CHAT_HEARTBEAT_INTERVAL=30``, ``WSLAB_CHAT_RATE=5``), plus ``REDIS_URL`` for ``redis_url``.
+    Why one rule for all fields: a replica must be configurable as fully as an in-process app, or lessons
+    about limits and heartbeats could not be repeated on a cluster. A value that does not parse, or a
+    ``WSLAB_CHAT_`` variable naming no field, raises ValueError naming the variable: a typo in a
+    deployment must stop the replica, not leave a limit silently at its default.
+    """
+    hints = typing.get_type_hints(ChatSettings)
+    names = {f.name for f in dataclasses.fields(ChatSettings)}
+    values: dict[str, Any] = {}
+    if env.get("REDIS_URL"):
+        values["redis_url"] = env["REDIS_URL"]
+    for key, raw in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in names:
+            raise ValueError(
+                f"{key}: ChatSettings has no field {name!r} (fields: {', '.join(sorted(names))})"
+            )
+        try:
+            values[name] = _parse(hints[name], raw.strip())
+        except ValueError as exc:
+            raise ValueError(f"{key}={raw!r}: {exc}") from None
+    return ChatSettings(**values)
+
+
+def _parse(hint: Any, raw: str) -> Any:
+    if hint == float | None or hint == int | None:
+        if raw.lower() in ("", "none", "off"):
+            return None
+        hint = typing.get_args(hint)[0]
+    if hint is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError("expected true or false")
+    if hint is int or hint is float:
+        try:
+            return hint(raw)
+        except ValueError:
+            raise ValueError(f"expected a{'n integer' if hint is int else ' number'}") from None
+    if hint == frozenset[str]:
+        return frozenset(part.strip() for part in raw.split(",") if part.strip())
+    if hint == str | None:
+        return raw or None
+    return raw
