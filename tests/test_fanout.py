@@ -21,6 +21,7 @@ from wslab import Lab
 from wslab.chat import ChatSettings, create_app, issue_token
 from wslab.chat.fanout import FanOutManager
 from wslab.clients import LabClient
+from wslab.netem import Mode
 from wslab.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
@@ -140,6 +141,37 @@ async def test_pubsub_listener_killed_by_redis_comes_back_and_resubscribes() -> 
     assert Snapshot.take().leaks_since(before) == []  # listener and publisher tasks end with the app
 
 
+async def test_pubsub_listener_on_a_half_open_redis_connection_notices_and_recovers() -> None:
+    # Replica "two" reaches Redis through a relay that can blackhole: Redis is still there for "one", but
+    # nothing passes for "two" and no FIN or RST says so (a failover, a dropped NAT entry). Without its
+    # PING watchdog the listener would stay "connected" and deaf, and its publisher would hang forever.
+    async with Lab() as lab:
+        redis = await lab.redis()
+        link = await lab.proxy(redis.port, name="redis-link")
+        one = await start(lab, "one", "pubsub", redis.url, redis_timeout=0.4)
+        two = await start(lab, "two", "pubsub", f"redis://127.0.0.1:{link.port}/0", redis_timeout=0.4)
+        alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
+        await until(lambda: numsub(redis), 2)
+        health = manager(two).fanout.health
+        await eventually(lambda: health.published == 1)  # "bob joined" went out before the link dies
+        link.mode = Mode.BLACKHOLE
+        await alice.send_json({"type": "say", "text": "while two is deaf"})
+        await bob.send_json({"type": "say", "text": "from the deaf side"})
+        await eventually(lambda: health.errors >= 1 and health.publish_failures >= 1, timeout=5)
+        assert health.last_error is not None and "PING" in health.last_error, health.last_error
+        assert health.state == "reconnecting"
+        link.mode = Mode.PASS
+        await eventually(lambda: health.reconnects >= 1 and health.state == "connected", timeout=5)
+        resync = (await messages(bob, 1))[0]
+        assert resync["type"] == "resync" and resync["reason"] == "fanout_reconnected"  # told, not silent
+        await alice.send_json({"type": "say", "text": "after"})
+        await bob.send_json({"type": "say", "text": "publishing again"})
+        assert [m["text"] for m in await messages(bob, 2)] == ["after", "publishing again"]
+        alice_heard = [m["text"] for m in await messages(alice, 3)]
+        assert alice_heard == ["while two is deaf", "after", "publishing again"]  # the failed one is gone
+        assert health.publish_failures == 1 and health.published == 2
+
+
 async def test_pubsub_two_instances_deliver_each_message_exactly_once_in_seq_order() -> None:
     async with Lab() as lab:
         redis = await lab.redis()
@@ -248,6 +280,29 @@ async def test_streams_reconnect_with_last_id_gets_exactly_what_was_missed_then_
         seq = m1["seq"]
         assert [m["seq"] for m in [*missed, live]] == [seq + 1, seq + 2, seq + 3, seq + 4, seq + 6]
         await bob.expect_silence(0.15)
+
+
+async def test_streams_reader_on_a_half_open_redis_connection_times_out_and_catches_up() -> None:
+    # The same dead link as for pub/sub: XREAD BLOCK answers within its block time even when nothing is
+    # new, so a read that takes longer than that plus redis_timeout means the connection is dead.
+    async with Lab() as lab:
+        redis = await lab.redis()
+        link = await lab.proxy(redis.port, name="redis-link")
+        one = await start(lab, "one", "streams", redis.url, redis_timeout=0.4)
+        two = await start(lab, "two", "streams", f"redis://127.0.0.1:{link.port}/0", redis_timeout=0.4)
+        alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
+        health = manager(two).fanout.health
+        await eventually(lambda: health.published == 1)  # "bob joined"
+        link.mode = Mode.BLACKHOLE
+        await alice.send_json({"type": "say", "text": "while two is deaf"})
+        await eventually(lambda: health.errors >= 1 and health.state == "reconnecting", timeout=5)
+        assert "Timeout" in (health.last_error or ""), health.last_error
+        link.mode = Mode.PASS
+        await eventually(lambda: health.reconnects >= 1 and health.state == "connected", timeout=5)
+        # unlike pub/sub, nothing is lost: the reader goes on from its last ID
+        assert [m["text"] for m in await messages(bob, 1)] == ["while two is deaf"]
+        await alice.send_json({"type": "say", "text": "after"})
+        assert [m["text"] for m in await messages(bob, 1)] == ["after"]
 
 
 async def test_streams_offset_older_than_maxlen_gets_resync() -> None:

@@ -44,7 +44,9 @@ def create_app(settings: ChatSettings | None = None, report: Report = no_report)
     In a lab: ``create_app(settings, report=lambda kind, msg: lab.events.record("chat", kind, msg))``.
     """
     settings = settings if settings is not None else ChatSettings()
-    fanout = create_fanout(settings.backend, settings.redis_url, settings.stream_maxlen)
+    fanout = create_fanout(
+        settings.backend, settings.redis_url, settings.stream_maxlen, settings.redis_timeout
+    )
     manager: ConnectionManager
     if fanout is None:
         manager = ConnectionManager(queue_size=settings.queue_size, report=report)

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from wslab.chat.protocol import Resync as ResyncMessage
 from wslab.chat.protocol import ServerMessage
@@ -159,15 +160,25 @@ class MemoryFanOut:
         self.health.state = "closed"
 
 
-def redis_client(url: str, retries: int = 1) -> Redis:
+REDIS_TIMEOUT = 2.0
+"""Seconds without an answer from Redis before a connection counts as dead (ChatSettings.redis_timeout)."""
+
+
+def redis_client(url: str, retries: int = 1, timeout: float = REDIS_TIMEOUT) -> Redis:
     """A client that fails fast: a publish during an outage is lost and counted, not retried for seconds.
 
     One immediate retry by default: after a Redis restart the first command meets a pooled connection
     the old server closed, and that must not cost the first message after recovery. Listeners use
     ``retries=0``: redis-py would otherwise reconnect and re-subscribe behind the supervisor's back,
     and nobody would know (nor tell the members) that messages were lost in between.
+
+    ``timeout`` bounds every read: on a half-open connection (Redis gone without a FIN or RST: a
+    failover, a NAT entry dropped) a command would otherwise wait for its reply forever, and the one
+    publisher task with it (F13). A command that timed out is not retried: Redis may have run it, and
+    a second run would publish the message twice.
     """
-    return Redis.from_url(url, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), retries))
+    retry = Retry(NoBackoff(), retries, supported_errors=(RedisConnectionError,))
+    return Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=timeout, retry=retry)
 
 
 class Supervised:
@@ -421,7 +432,9 @@ class FanOutManager(ConnectionManager):
 _NOBODY = Room("")
 
 
-def create_fanout(backend: str, redis_url: str | None, stream_maxlen: int) -> FanOut | None:
+def create_fanout(
+    backend: str, redis_url: str | None, stream_maxlen: int, redis_timeout: float = REDIS_TIMEOUT
+) -> FanOut | None:
     """The backend named in :class:`~wslab.chat.settings.ChatSettings` (None for ``memory``)."""
     if backend == "memory":
         return None
@@ -430,9 +443,9 @@ def create_fanout(backend: str, redis_url: str | None, stream_maxlen: int) -> Fa
     if backend == "pubsub":
         from wslab.chat.fanout_pubsub import PubSubFanOut
 
-        return PubSubFanOut(redis_url)
+        return PubSubFanOut(redis_url, timeout=redis_timeout)
     if backend == "streams":
         from wslab.chat.fanout_streams import StreamsFanOut
 
-        return StreamsFanOut(redis_url, maxlen=stream_maxlen)
+        return StreamsFanOut(redis_url, maxlen=stream_maxlen, timeout=redis_timeout)
     raise ValueError(f"unknown fan-out backend {backend!r}: memory, pubsub or streams")

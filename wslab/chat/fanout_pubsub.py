@@ -4,9 +4,11 @@
   unsubscribes (:meth:`PubSubFanOut.interest` is an async context manager, so nobody can forget).
 * **Exactly once per process**: a ``say`` is only published; every process, the publisher's included,
   delivers it when it comes back from Redis, to each local member once.
-* **Supervised** (F13): the listener runs under :class:`~wslab.chat.fanout.Supervised`; after a crash
-  or a Redis restart it backs off, reconnects, re-subscribes every room that has local members, and
-  tells those members ``resync`` (what was published meanwhile is gone: pub/sub keeps nothing).
+* **Supervised** (F13): the listener runs under :class:`~wslab.chat.fanout.Supervised`; after a crash,
+  a Redis restart or a silent connection (no answer to a PING within ``redis_timeout``: a half-open
+  link would otherwise leave it "connected" and deaf) it backs off, reconnects, re-subscribes every
+  room that has local members, and tells those members ``resync`` (what was published meanwhile is
+  gone: pub/sub keeps nothing).
 * **seq**: a Lua script does ``INCR`` and ``PUBLISH`` in one atomic step, so ``seq`` order is delivery
   order in every process, and a gap in ``seq`` is a message this process missed (``health.missed``).
 * The listener only enqueues (F14): it never waits on a member, so Redis never waits on the listener.
@@ -21,7 +23,16 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from wslab.chat.fanout import Entry, RefCounts, Resume, Start, Supervised, redis_client, stamp
+from wslab.chat.fanout import (
+    REDIS_TIMEOUT,
+    Entry,
+    RefCounts,
+    Resume,
+    Start,
+    Supervised,
+    redis_client,
+    stamp,
+)
 
 PREFIX = "wslab:chat:room:"
 """Channel of a room: ``wslab:chat:room:{room}``."""
@@ -46,10 +57,11 @@ SUBSCRIBE_TIMEOUT = 5.0
 class PubSubFanOut(Supervised):
     """Redis pub/sub for :class:`~wslab.chat.fanout.FanOutManager` (see the module docstring)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = REDIS_TIMEOUT) -> None:
         super().__init__("pubsub")
         self.url = url
-        self._client = redis_client(url)
+        self.timeout = timeout
+        self._client = redis_client(url, timeout=timeout)
         self._script = self._client.register_script(_PUBLISH)
         self._refs = RefCounts()
         self._pubsub: Any = None
@@ -100,7 +112,7 @@ class PubSubFanOut(Supervised):
 
     # -- the listener --------------------------------------------------------------------------------------
     async def _listen(self) -> None:
-        client = redis_client(self.url, retries=0)
+        client = redis_client(self.url, retries=0, timeout=self.timeout)
         pubsub = client.pubsub()
         try:
             for event in self._confirmed.values():
@@ -118,16 +130,7 @@ class PubSubFanOut(Supervised):
                 for room in list(self._refs.counts):
                     self._last_seq.pop(room, None)
                     self.resync(room, "fanout_reconnected", None)
-            while True:
-                message = await pubsub.get_message(timeout=1.0)
-                if message is None:
-                    continue
-                if message.get("type") == "message":
-                    self._on_message(message["channel"], message["data"])
-                elif message.get("type") == "subscribe":
-                    name = message["channel"]
-                    name = name.decode() if isinstance(name, bytes) else name
-                    self._confirmed.setdefault(name, asyncio.Event()).set()
+            await self._receive(pubsub)
         finally:
             self._listening.clear()
             self._pubsub = None
@@ -135,6 +138,37 @@ class PubSubFanOut(Supervised):
                 await pubsub.aclose()
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+    async def _receive(self, pubsub: Any) -> None:
+        """Hand over what arrives; after ``timeout / 2`` of silence PING, after ``timeout`` give up.
+
+        A subscriber connection only waits to become readable. If Redis vanishes without a FIN or RST
+        (a failover, a NAT entry dropped), nothing on it ever fails and the listener stays "connected"
+        but deaf: every message published meanwhile is lost and nobody is told. redis-py's
+        ``health_check_interval`` only *sends* the PING on a pub/sub connection (celery/kombu#2590), so
+        the answer is checked here: raising hands the connection to the supervisor, which reconnects,
+        re-subscribes and tells the members ``resync``.
+        """
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=min(1.0, self.timeout / 4))
+            now = loop.time()
+            if message is None:
+                if now - heard >= self.timeout:
+                    raise ConnectionError(f"no answer from Redis to a PING within {self.timeout:g} s")
+                if not pinged and now - heard >= self.timeout / 2:
+                    await pubsub.ping()
+                    pinged = True
+                continue
+            heard, pinged = now, False
+            if message.get("type") == "message":
+                self._on_message(message["channel"], message["data"])
+            elif message.get("type") == "subscribe":
+                name = message["channel"]
+                name = name.decode() if isinstance(name, bytes) else name
+                self._confirmed.setdefault(name, asyncio.Event()).set()
 
     def _on_message(self, raw_channel: bytes, data: bytes) -> None:
         name = raw_channel.decode()

@@ -25,6 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from wslab.chat.fanout import (
+    REDIS_TIMEOUT,
     Entry,
     RefCounts,
     Resume,
@@ -77,12 +78,15 @@ class RoomCursor:
 class StreamsFanOut(Supervised):
     """Redis Streams for :class:`~wslab.chat.fanout.FanOutManager` (see the module docstring)."""
 
-    def __init__(self, url: str, maxlen: int = 1000, block: float = 0.1) -> None:
+    def __init__(
+        self, url: str, maxlen: int = 1000, block: float = 0.1, timeout: float = REDIS_TIMEOUT
+    ) -> None:
         super().__init__("streams")
         self.url = url
         self.maxlen = maxlen
         self.block_ms = max(1, int(block * 1000))
-        self._client = redis_client(url)
+        self.timeout = timeout
+        self._client = redis_client(url, timeout=timeout)
         self._script = self._client.register_script(_XADD)
         self._refs = RefCounts()
         self.cursors: dict[str, RoomCursor] = {}
@@ -158,7 +162,9 @@ class StreamsFanOut(Supervised):
 
     # -- the reader ------------------------------------------------------------------------------------------
     async def _listen(self) -> None:
-        client = redis_client(self.url, retries=0)
+        # XREAD BLOCK answers within block_ms even when nothing is new, so a read that takes longer than
+        # that plus the timeout means a dead connection: the client raises and the supervisor reconnects.
+        client = redis_client(self.url, retries=0, timeout=self.timeout + self.block_ms / 1000)
         try:
             await client.ping()
             for room in list(self.cursors):

@@ -65,6 +65,10 @@ class ChatSettings:
     """The Redis every replica shares; required by the ``pubsub`` and ``streams`` backends."""
     stream_maxlen: int = 1000
     """History kept per room by the ``streams`` backend (``XADD ... MAXLEN ~ n``); older offsets resync."""
+    redis_timeout: float = 2.0
+    """Seconds without an answer from Redis after which the fan-out counts a connection as dead: a
+    command fails (counted), the listener reconnects and members get ``resync``. The pub/sub listener
+    PINGs after half of it in silence, so a half-open connection to Redis cannot leave it deaf (F13)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (list, tuple, set)):
@@ -73,7 +77,7 @@ class ChatSettings:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive or None, got {value!r}")
-        for name in ("auth_timeout", "token_ttl", "rate", "close_timeout"):
+        for name in ("auth_timeout", "token_ttl", "rate", "close_timeout", "redis_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive, got {getattr(self, name)!r}")
         for name in ("max_message_bytes", "burst", "queue_size"):
