@@ -19,9 +19,9 @@ from leakcheck import Snapshot
 
 from wslab import Lab
 from wslab.chat import ChatSettings, create_app, issue_token
-from wslab.chat.fanout import FanOutManager
+from wslab.chat.fanout import FanOutHealth, FanOutManager
 from wslab.clients import LabClient
-from wslab.netem import Mode
+from wslab.netem import FaultProxy, Mode
 from wslab.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
@@ -141,19 +141,27 @@ async def test_pubsub_listener_killed_by_redis_comes_back_and_resubscribes() -> 
     assert Snapshot.take().leaks_since(before) == []  # listener and publisher tasks end with the app
 
 
+async def across_a_link(lab: Lab, backend: str) -> tuple[FaultProxy, LabClient, LabClient, FanOutHealth]:
+    """alice on app "one" (straight to Redis), bob on app "two", whose Redis connections go through a
+    relay that a test can blackhole; returns the relay, both clients and two's fan-out health."""
+    redis = await lab.redis()
+    link = await lab.proxy(redis.port, name="redis-link")
+    one = await start(lab, "one", backend, redis.url, redis_timeout=0.4)
+    two = await start(lab, "two", backend, f"redis://127.0.0.1:{link.port}/0", redis_timeout=0.4)
+    alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
+    health = manager(two).fanout.health
+    await eventually(lambda: health.published == 1)  # "bob joined" went out before the link can die
+    if backend == "pubsub":
+        await until(lambda: numsub(redis), 2)
+    return link, alice, bob, health
+
+
 async def test_pubsub_listener_on_a_half_open_redis_connection_notices_and_recovers() -> None:
     # Replica "two" reaches Redis through a relay that can blackhole: Redis is still there for "one", but
     # nothing passes for "two" and no FIN or RST says so (a failover, a dropped NAT entry). Without its
     # PING watchdog the listener would stay "connected" and deaf, and its publisher would hang forever.
     async with Lab() as lab:
-        redis = await lab.redis()
-        link = await lab.proxy(redis.port, name="redis-link")
-        one = await start(lab, "one", "pubsub", redis.url, redis_timeout=0.4)
-        two = await start(lab, "two", "pubsub", f"redis://127.0.0.1:{link.port}/0", redis_timeout=0.4)
-        alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
-        await until(lambda: numsub(redis), 2)
-        health = manager(two).fanout.health
-        await eventually(lambda: health.published == 1)  # "bob joined" went out before the link dies
+        link, alice, bob, health = await across_a_link(lab, "pubsub")
         link.mode = Mode.BLACKHOLE
         await alice.send_json({"type": "say", "text": "while two is deaf"})
         await bob.send_json({"type": "say", "text": "from the deaf side"})
@@ -286,13 +294,7 @@ async def test_streams_reader_on_a_half_open_redis_connection_times_out_and_catc
     # The same dead link as for pub/sub: XREAD BLOCK answers within its block time even when nothing is
     # new, so a read that takes longer than that plus redis_timeout means the connection is dead.
     async with Lab() as lab:
-        redis = await lab.redis()
-        link = await lab.proxy(redis.port, name="redis-link")
-        one = await start(lab, "one", "streams", redis.url, redis_timeout=0.4)
-        two = await start(lab, "two", "streams", f"redis://127.0.0.1:{link.port}/0", redis_timeout=0.4)
-        alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
-        health = manager(two).fanout.health
-        await eventually(lambda: health.published == 1)  # "bob joined"
+        link, alice, bob, health = await across_a_link(lab, "streams")
         link.mode = Mode.BLACKHOLE
         await alice.send_json({"type": "say", "text": "while two is deaf"})
         await eventually(lambda: health.errors >= 1 and health.state == "reconnecting", timeout=5)
