@@ -67,12 +67,21 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"WSLAB_CHAT_RATE": "fast"}, "WSLAB_CHAT_RATE='fast': expected a number"),
+        ({"WSLAB_CHAT_RATE": "fast"}, "WSLAB_CHAT_RATE='fast': expected a finite number"),
         ({"WSLAB_CHAT_BURST": "1.5"}, "WSLAB_CHAT_BURST='1.5': expected an integer"),
         ({"WSLAB_CHAT_ALLOW_MISSING_ORIGIN": "maybe"}, "expected true or false"),
         ({"WSLAB_CHAT_RAET": "5"}, "WSLAB_CHAT_RAET: ChatSettings has no field 'raet'"),
-        ({"WSLAB_CHAT_QUEUE_SIZE": "0"}, "queue_size must be at least 1"),
-        ({"WSLAB_CHAT_HEARTBEAT_INTERVAL": "-1"}, "heartbeat_interval must be positive"),
+        ({"WSLAB_CHAT_RATE": "nan"}, "WSLAB_CHAT_RATE='nan': expected a finite number"),
+        ({"WSLAB_CHAT_BURST": ""}, "WSLAB_CHAT_BURST='': expected an integer"),
+        ({"WSLAB_CHAT_QUEUE_SIZE": "0"}, "WSLAB_CHAT_QUEUE_SIZE: ChatSettings.queue_size must be at least 1"),
+        (
+            {"WSLAB_CHAT_HEARTBEAT_INTERVAL": "-1"},
+            "WSLAB_CHAT_HEARTBEAT_INTERVAL: ChatSettings.heartbeat_interval must be positive",
+        ),
+        (
+            {"REDIS_URL": "redis://127.0.0.1:1/0", "WSLAB_CHAT_REDIS_URL": "redis://127.0.0.1:2/0"},
+            "REDIS_URL and WSLAB_CHAT_REDIS_URL name different Redis servers",
+        ),
     ],
 )
 def test_a_bad_value_names_the_variable(env: dict[str, str], message: str) -> None:

@@ -64,3 +64,11 @@ async def test_a_killed_replica_s_clients_reconnect_to_a_live_one() -> None:
         await first.send_json({"type": "say", "text": "still here"})
         assert await said(again, "still here")
         assert cluster.table().column("state") == ["running", "stopped"]
+
+
+async def test_settings_env_cannot_change_what_the_cluster_owns() -> None:
+    async with Lab() as lab:
+        for key in ("WSLAB_CHAT_SECRET", "WSLAB_CHAT_BACKEND", "REDIS_URL"):
+            with pytest.raises(ValueError, match=f"settings_env cannot set {key}"):
+                await lab.cluster(1, settings_env={key: "x"})
+        assert len(lab.inventory()) == 0

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 from leakcheck import Snapshot
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from wslab import Lab
 from wslab.chat import ChatSettings, create_app, issue_token
-from wslab.chat.fanout import FanOutHealth, FanOutManager
+from wslab.chat.fanout import FanOutHealth, FanOutManager, redis_client
 from wslab.clients import LabClient
 from wslab.netem import FaultProxy, Mode
 from wslab.servers import ServerHandle
@@ -178,6 +179,43 @@ async def test_pubsub_listener_on_a_half_open_redis_connection_notices_and_recov
         alice_heard = [m["text"] for m in await messages(alice, 3)]
         assert alice_heard == ["while two is deaf", "after", "publishing again"]  # the failed one is gone
         assert health.publish_failures == 1 and health.published == 2
+
+
+async def test_pubsub_watchdog_does_not_mistake_a_blocked_loop_for_a_dead_redis() -> None:
+    # A handler that blocks the loop (F08) for longer than redis_timeout: the listener must find Redis's
+    # answer waiting in its buffer afterwards, not declare the connection dead and resync everyone.
+    async with Lab() as lab:
+        redis = await lab.redis()
+        server = await start(lab, "app", "pubsub", redis.url, redis_timeout=0.4)
+        alice = await join(lab, server, "alice")
+        health = manager(server).fanout.health
+        for pause in (0.05, 0.13, 0.21, 0.29, 0.37):  # block at different points of the PING cycle
+            await asyncio.sleep(pause)
+            time.sleep(0.6)
+        await asyncio.sleep(0.5)
+        assert (health.errors, health.reconnects, health.state) == (0, 0, "connected"), health
+        await alice.send_json({"type": "say", "text": "still fine"})
+        assert [m["text"] for m in await messages(alice, 1)] == ["still fine"]
+
+
+async def test_a_command_that_timed_out_is_not_run_twice() -> None:
+    # Redis busy for longer than the client's timeout (DEBUG SLEEP stands in for a slow script or a
+    # fork): the INCR fails on the client, Redis runs it once later, and a retry would have run it twice.
+    async with Lab() as lab:
+        redis = await lab.redis()
+        admin = redis.client()
+        client = redis_client(redis.url, timeout=0.3)
+        try:
+            await client.set("counter", 0)
+            sleeper = asyncio.ensure_future(admin.execute_command("DEBUG", "SLEEP", "0.8"))
+            await asyncio.sleep(0.1)
+            with pytest.raises(RedisTimeoutError):
+                await client.incr("counter")
+            await sleeper
+            assert int(await admin.get("counter")) == 1  # run once: not retried after the timeout
+        finally:
+            await client.aclose()
+            await admin.aclose()
 
 
 async def test_pubsub_two_instances_deliver_each_message_exactly_once_in_seq_order() -> None:

@@ -143,6 +143,13 @@ async def start_cluster(
         raise ValueError(f"backend is one of {BACKENDS}, not {backend!r}")
     if backend != "memory" and redis is None:
         raise ValueError(f"the {backend!r} backend needs a Redis")
+    owned = sorted(
+        {"WSLAB_CHAT_SECRET", "WSLAB_CHAT_BACKEND", "WSLAB_CHAT_REDIS_URL", "REDIS_URL"}
+        & set(settings_env or {})
+    )
+    if owned:
+        # cluster.token() signs with the cluster's own secret, and backend/Redis come from the arguments
+        raise ValueError(f"settings_env cannot set {', '.join(owned)}: the cluster sets it (use backend=)")
     secret = secrets.token_urlsafe(32)
     env = {"WSLAB_CHAT_SECRET": secret, "WSLAB_CHAT_BACKEND": backend, **(settings_env or {})}
     if redis is not None:

@@ -140,7 +140,8 @@ class PubSubFanOut(Supervised):
                 await client.aclose()
 
     async def _receive(self, pubsub: Any) -> None:
-        """Hand over what arrives; after ``timeout / 2`` of silence PING, after ``timeout`` give up.
+        """Hand over what arrives; after ``timeout / 2`` of silence PING, and give up when the PING gets
+        no answer within ``timeout``.
 
         A subscriber connection only waits to become readable. If Redis vanishes without a FIN or RST
         (a failover, a NAT entry dropped), nothing on it ever fails and the listener stays "connected"
@@ -151,18 +152,20 @@ class PubSubFanOut(Supervised):
         """
         loop = asyncio.get_running_loop()
         heard = loop.time()
-        pinged = False
+        pinged_at: float | None = None
         while True:
             message = await pubsub.get_message(timeout=min(1.0, self.timeout / 4))
             now = loop.time()
             if message is None:
-                if now - heard >= self.timeout:
-                    raise ConnectionError(f"no answer from Redis to a PING within {self.timeout:g} s")
-                if not pinged and now - heard >= self.timeout / 2:
+                # Only a PING that got no answer counts, and only after a read came back empty: a loop
+                # that was merely blocked for a while finds the PONG waiting in its buffer.
+                if pinged_at is None and now - heard >= self.timeout / 2:
                     await pubsub.ping()
-                    pinged = True
+                    pinged_at = now
+                elif pinged_at is not None and now - pinged_at >= self.timeout:
+                    raise ConnectionError(f"no answer from Redis to a PING within {self.timeout:g} s")
                 continue
-            heard, pinged = now, False
+            heard, pinged_at = now, None
             if message.get("type") == "message":
                 self._on_message(message["channel"], message["data"])
             elif message.get("type") == "subscribe":

@@ -7,6 +7,7 @@ Durations are real seconds. The app knows nothing about the lab's time scale: a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import typing
 from collections.abc import Mapping
@@ -92,33 +93,42 @@ def settings_from_env(env: Mapping[str, str]) -> ChatSettings:
     """ChatSettings from environment variables: how a replica process is configured (twelve-factor).
 
     Every field can be set as ``WSLAB_CHAT_<FIELD>`` (``WSLAB_CHAT_BACKEND=pubsub``,
-    ``WSLAB_CHAT_HEARTBEAT_INTERVAL=30``, ``WSLAB_CHAT_RATE=5``), plus ``REDIS_URL`` for ``redis_url``.
+    ``WSLAB_CHAT_HEARTBEAT_INTERVAL=30``, ``WSLAB_CHAT_RATE=5``); ``redis_url`` also as the usual
+    ``REDIS_URL`` (setting both to different values is an error). Numbers are finite decimals, booleans
+    ``true``/``false`` (or ``1``/``0``, ``yes``/``no``, ``on``/``off``), origins a comma-separated list;
+    an empty value means None for the optional fields and is an error for the others.
     Why one rule for all fields: a replica must be configurable as fully as an in-process app, or lessons
-    about limits and heartbeats could not be repeated on a cluster. A value that does not parse, or a
-    ``WSLAB_CHAT_`` variable naming no field, raises ValueError naming the variable: a typo in a
-    deployment must stop the replica, not leave a limit silently at its default.
+    about limits and heartbeats could not be repeated on a cluster. Every error, whether a value that does
+    not parse, one out of range, or a ``WSLAB_CHAT_`` variable naming no field, is a ValueError naming
+    the variable: a typo in a deployment must stop the replica, not leave a limit silently at its default.
     """
     hints = typing.get_type_hints(ChatSettings)
     names = {f.name for f in dataclasses.fields(ChatSettings)}
     values: dict[str, Any] = {}
-    if env.get("REDIS_URL"):
-        values["redis_url"] = env["REDIS_URL"]
     for key, raw in env.items():
         if not key.startswith(ENV_PREFIX):
             continue
         name = key[len(ENV_PREFIX) :].lower()
         if name not in names:
-            raise ValueError(
-                f"{key}: ChatSettings has no field {name!r} (fields: {', '.join(sorted(names))})"
-            )
+            known = ", ".join(sorted(names))
+            raise ValueError(f"{key}: ChatSettings has no field {name!r} (fields: {known})")
         try:
             values[name] = _parse(hints[name], raw.strip())
         except ValueError as exc:
             raise ValueError(f"{key}={raw!r}: {exc}") from None
-    return ChatSettings(**values)
+    if env.get("REDIS_URL"):
+        if values.get("redis_url", env["REDIS_URL"]) != env["REDIS_URL"]:
+            raise ValueError("REDIS_URL and WSLAB_CHAT_REDIS_URL name different Redis servers; set one")
+        values["redis_url"] = env["REDIS_URL"]
+    try:
+        return ChatSettings(**values)
+    except ValueError as exc:  # a range check in __post_init__: say which variable it came from
+        given = [f"{ENV_PREFIX}{name.upper()}" for name in values if f"ChatSettings.{name} " in str(exc)]
+        raise ValueError(f"{', '.join(given)}: {exc}" if given else str(exc)) from None
 
 
 def _parse(hint: Any, raw: str) -> Any:
+    """One environment string as a value of the field's type; ValueError says what was expected."""
     if hint == float | None or hint == int | None:
         if raw.lower() in ("", "none", "off"):
             return None
@@ -130,12 +140,18 @@ def _parse(hint: Any, raw: str) -> Any:
             return False
         raise ValueError("expected true or false")
     if hint is int or hint is float:
+        expected = "an integer" if hint is int else "a finite number"
         try:
-            return hint(raw)
+            value = hint(raw)
         except ValueError:
-            raise ValueError(f"expected a{'n integer' if hint is int else ' number'}") from None
+            raise ValueError(f"expected {expected}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"expected {expected}")  # nan would pass every range check
+        return value
     if hint == frozenset[str]:
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
     if hint == str | None:
         return raw or None
-    return raw
+    if hint is str:
+        return raw
+    raise TypeError(f"settings_from_env cannot parse a {hint!r} field yet; teach _parse its type")
