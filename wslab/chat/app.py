@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, WebSocket
 
 from wslab.chat.auth import Claims
-from wslab.chat.fanout import RESUME, FanOutManager, MemoryFanOut, Resume, create_fanout
+from wslab.chat.fanout import RESUME, FanOut, FanOutManager, MemoryFanOut, Resume, create_fanout
 from wslab.chat.origins import origin_allowed
 from wslab.chat.page import add_page
 from wslab.chat.protocol import Auth, ProtocolViolation, parse_client_message
@@ -38,15 +38,21 @@ from wslab.chat.settings import ChatSettings, settings_from_env
 from wslab.wire import CloseCode
 
 
-def create_app(settings: ChatSettings | None = None, report: Report = no_report) -> FastAPI:
+def create_app(
+    settings: ChatSettings | None = None, report: Report = no_report, *, fanout: FanOut | None = None
+) -> FastAPI:
     """A new chat app with its own rooms; ``report(kind, message)`` receives what happens (never printed).
 
     In a lab: ``create_app(settings, report=lambda kind, msg: lab.events.record("chat", kind, msg))``.
+    ``fanout`` replaces the backend named in ``settings`` with one built elsewhere, so a lesson can run
+    the reference app with a broken fan-out (``wslab.pitfalls.f13_silent_listener``) and nothing else
+    changed.
     """
     settings = settings if settings is not None else ChatSettings()
-    fanout = create_fanout(
-        settings.backend, settings.redis_url, settings.stream_maxlen, settings.redis_timeout
-    )
+    if fanout is None:
+        fanout = create_fanout(
+            settings.backend, settings.redis_url, settings.stream_maxlen, settings.redis_timeout
+        )
     manager: ConnectionManager
     if fanout is None:
         manager = ConnectionManager(queue_size=settings.queue_size, report=report)

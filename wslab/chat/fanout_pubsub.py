@@ -166,12 +166,16 @@ class PubSubFanOut(Supervised):
                     raise ConnectionError(f"no answer from Redis to a PING within {self.timeout:g} s")
                 continue
             heard, pinged_at = now, None
-            if message.get("type") == "message":
-                self._on_message(message["channel"], message["data"])
-            elif message.get("type") == "subscribe":
-                name = message["channel"]
-                name = name.decode() if isinstance(name, bytes) else name
-                self._confirmed.setdefault(name, asyncio.Event()).set()
+            self._handle(message)
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        """One message from the subscriber connection: a room message, or Redis confirming a SUBSCRIBE."""
+        if message.get("type") == "message":
+            self._on_message(message["channel"], message["data"])
+        elif message.get("type") == "subscribe":
+            name = message["channel"]
+            name = name.decode() if isinstance(name, bytes) else name
+            self._confirmed.setdefault(name, asyncio.Event()).set()
 
     def _on_message(self, raw_channel: bytes, data: bytes) -> None:
         name = raw_channel.decode()
