@@ -47,6 +47,24 @@ def test_opens_with_what_you_will_do_learn_need(path: Path) -> None:
         assert heading in first.source, f"{path.name}: the first cell lacks {heading!r}"
 
 
+FAILURE_NOTEBOOKS = [p for p in NOTEBOOKS if p.parent.name == "failures"]
+FIVE_STEPS = ["Symptom", "Reproduce", "Detect", "Fix", "Verify"]
+
+
+@pytest.mark.parametrize("path", FAILURE_NOTEBOOKS, ids=[p.name for p in FAILURE_NOTEBOOKS])
+def test_failure_notebooks_walk_the_five_steps_in_order(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    headings = [
+        line[3:].strip()
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("## ")
+    ]
+    words = [re.sub(r"^\d+\.\s*", "", h).split(":")[0].split(" ")[0] for h in headings]  # "2. Reproduce: …"
+    assert [w for w in words if w in FIVE_STEPS] == FIVE_STEPS, f"{path.name}: step headings are {headings}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_no_loop_hijacking_in_the_lesson_path(path: Path) -> None:
     """Cells use top-level await: no asyncio.run / uvicorn.run / nest_asyncio in the kernel itself.
