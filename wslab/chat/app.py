@@ -25,9 +25,9 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Header, HTTPException, WebSocket
 
-from wslab.chat.auth import Claims
+from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
 from wslab.chat.fanout import RESUME, FanOut, FanOutManager, MemoryFanOut, Resume, create_fanout
 from wslab.chat.origins import origin_allowed
 from wslab.chat.page import add_page
@@ -39,25 +39,33 @@ from wslab.wire import CloseCode
 
 
 def create_app(
-    settings: ChatSettings | None = None, report: Report = no_report, *, fanout: FanOut | None = None
+    settings: ChatSettings | None = None,
+    report: Report = no_report,
+    *,
+    fanout: FanOut | None = None,
+    manager: ConnectionManager | None = None,
+    session: type[ChatSession] | None = None,
 ) -> FastAPI:
     """A new chat app with its own rooms; ``report(kind, message)`` receives what happens (never printed).
 
     In a lab: ``create_app(settings, report=lambda kind, msg: lab.events.record("chat", kind, msg))``.
-    ``fanout`` replaces the backend named in ``settings`` with one built elsewhere, so a lesson can run
-    the reference app with a broken fan-out (``wslab.pitfalls.f13_silent_listener``) and nothing else
-    changed.
+    The keywords swap one part of the reference for one built elsewhere, so that a lesson can run the
+    reference app with exactly one part broken (``wslab.pitfalls``) and nothing else changed: ``fanout``
+    replaces the backend named in ``settings`` (F13), ``manager`` the rooms (in-process only), and
+    ``session`` the class that runs each connection (F28).
     """
     settings = settings if settings is not None else ChatSettings()
-    if fanout is None:
-        fanout = create_fanout(
-            settings.backend, settings.redis_url, settings.stream_maxlen, settings.redis_timeout
-        )
-    manager: ConnectionManager
-    if fanout is None:
-        manager = ConnectionManager(queue_size=settings.queue_size, report=report)
-    else:
-        manager = FanOutManager(fanout, queue_size=settings.queue_size, report=report)
+    session_class = session if session is not None else ResumingSession
+    if manager is None:
+        if fanout is None:
+            fanout = create_fanout(
+                settings.backend, settings.redis_url, settings.stream_maxlen, settings.redis_timeout
+            )
+        if fanout is None:
+            manager = ConnectionManager(queue_size=settings.queue_size, report=report)
+        else:
+            manager = FanOutManager(fanout, queue_size=settings.queue_size, report=report)
+    rooms = manager
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +82,25 @@ def create_app(
         """The fan-out's counters and state, for replicas in other processes (F13: no silent death)."""
         return app.state.fanout.health.as_dict()  # type: ignore[no-any-return]
 
+    @app.post("/logout")
+    async def logout(authorization: str = Header(default="")) -> dict[str, object]:
+        """Log out everywhere (F28): void the caller's tokens and close their open sockets with 4001.
+
+        Authenticated by the token being revoked (``Authorization: Bearer <token>``), so nobody can log
+        out somebody else; an expired token may still log out.
+        """
+        scheme, _, token = authorization.partition(" ")
+        try:
+            claims = verify_token(token, settings.secret) if scheme.lower() == "bearer" else None
+        except TokenExpired:
+            claims = verify_token(token, settings.secret, now=0.0)  # genuine, only too old: still yours
+        except TokenInvalid:
+            claims = None
+        if claims is None:
+            raise HTTPException(status_code=401, detail="a valid bearer token is required")
+        closed = rooms.revoke(claims.user)
+        return {"user": claims.user, "connections_closed": closed}
+
     @app.websocket("/ws/chat/{room_id}")
     async def chat(websocket: WebSocket, room_id: str) -> None:
         origin = websocket.headers.get("origin")
@@ -82,7 +109,7 @@ def create_app(
             # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
             await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
             return
-        await ResumingSession(websocket, room_id, manager, settings, report).run()
+        await session_class(websocket, room_id, rooms, settings, report).run()
 
     add_page(app, settings)  # the browser page at / (with a demo login) and its client at /static
     return app

@@ -36,10 +36,12 @@ class TokenExpired(TokenError):
 
 @dataclass(frozen=True)
 class Claims:
-    """What the app uses from a verified token: who, and until when (Unix time, seconds)."""
+    """What the app uses from a verified token: who, until when, and since when (Unix time, seconds)."""
 
     user: str
     expires_at: float
+    issued_at: float | None = None
+    """``iat``: a revocation (logout) cancels every token of the user issued up to that moment."""
 
     def expires_in(self, now: float | None = None) -> float:
         """Seconds left before expiry (negative once expired)."""
@@ -68,7 +70,36 @@ def verify_token(token: str, secret: str, now: float | None = None) -> Claims:
     user, exp = payload["sub"], payload["exp"]
     if not isinstance(user, str) or not user or not isinstance(exp, (int, float)):
         raise TokenInvalid("invalid token: 'sub' must be a name and 'exp' a number")
-    claims = Claims(user=user, expires_at=float(exp))
+    iat = payload.get("iat")
+    claims = Claims(
+        user=user, expires_at=float(exp), issued_at=float(iat) if isinstance(iat, (int, float)) else None
+    )
     if claims.expires_in(now) <= 0:
         raise TokenExpired(f"token for {user!r} expired {-claims.expires_in(now):.3g} s ago")
     return claims
+
+
+class Revocations:
+    """Users who logged out (or were logged out): every token issued to them until then is void (F28).
+
+    Why "issued until then" rather than a list of tokens: a logout must cancel every session of the
+    user, also those on other devices, and the server never stored the tokens it issued. A token without
+    ``iat`` counts as issued at the beginning of time. Kept in memory, per process: with several replicas
+    the revocation must also reach the others (through Redis, like the room messages: F11, F13), which
+    this course does not build.
+    """
+
+    def __init__(self) -> None:
+        self._since: dict[str, float] = {}
+
+    def revoke(self, user: str, now: float | None = None) -> float:
+        """Void every token of ``user`` issued up to ``now``; returns that moment."""
+        at = time.time() if now is None else now
+        self._since[user] = max(at, self._since.get(user, at))
+        return self._since[user]
+
+    def is_revoked(self, claims: Claims) -> bool:
+        revoked_at = self._since.get(claims.user)
+        if revoked_at is None:
+            return False
+        return claims.issued_at is None or claims.issued_at <= revoked_at

@@ -23,6 +23,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
+from wslab.chat.auth import Revocations
 from wslab.chat.protocol import Joined, Left, Ready, ServerMessage
 from wslab.wire import CloseCode
 
@@ -120,6 +121,7 @@ class ConnectionManager:
         self.report = report
         self.stats = Stats()
         self.evictions: list[Eviction] = []
+        self.revocations = Revocations()
         self._rooms: dict[str, Room] = {}
 
     # -- what a lesson looks at ------------------------------------------------------------------------
@@ -132,6 +134,21 @@ class ConnectionManager:
         """The last sequence number used in ``room`` (0 for a room that does not exist)."""
         existing = self._rooms.get(room)
         return existing.seq if existing is not None else 0
+
+    # -- logout ----------------------------------------------------------------------------------------
+    def revoke(self, user: str, reason: str = "logged out") -> int:
+        """Void ``user``'s tokens and close each of their live connections 4001 (F28); how many closed.
+
+        Why both halves: a revocation list alone only refuses *new* connections, and a socket that
+        authenticated before the logout would go on streaming private messages until it happens to
+        reconnect. Each closing handler reports its own close (``auth_failed``).
+        """
+        self.revocations.revoke(user)
+        live = [m for room in self._rooms.values() for m in room.members if m.user == user and m.active]
+        for member in live:
+            member.request_close(CloseCode.UNAUTHORIZED, f"token revoked: {reason}")
+        self.report("revoked", f"{user}: tokens revoked ({reason}), {len(live)} connection(s) closing")
+        return len(live)
 
     # -- membership ------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -171,11 +171,14 @@ class ChatSession:
         if not isinstance(message, Auth):
             raise CloseConnection(CloseCode.UNAUTHORIZED, f"expected auth first, got {message.type}")
         try:
-            return verify_token(message.token, self.settings.secret)
+            claims = verify_token(message.token, self.settings.secret)
         except TokenExpired:
             raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired") from None
         except TokenInvalid:
             raise CloseConnection(CloseCode.UNAUTHORIZED, "invalid token") from None
+        if self.manager.revocations.is_revoked(claims):
+            raise CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
+        return claims
 
     async def _receive_text(self) -> str:
         """The next text message, after the checks that apply to every frame (F26, F32)."""
@@ -246,6 +249,8 @@ class ChatSession:
             raise ProtocolViolation("bad_token", str(exc)) from None
         if claims.user != self.claims.user:
             raise ProtocolViolation("bad_token", "the new token is for another user")
+        if self.manager.revocations.is_revoked(claims):
+            raise ProtocolViolation("bad_token", "the new token was revoked")
         if claims.expires_at <= self.claims.expires_at:
             raise ProtocolViolation("bad_token", "the new token does not expire later than the current one")
         return claims
@@ -275,9 +280,15 @@ class ChatSession:
                 ) from None
 
     async def _watchdog(self, member: Member) -> None:
-        """Close on token expiry (re-checked after each wake-up: reauth may have moved it) or on request."""
+        """Close on token expiry (re-checked after each wake-up: reauth may have moved it) or on request.
+
+        A logout (:meth:`ConnectionManager.revoke`) is a close request; the revocation is also checked
+        here, for a logout that came between this connection's ``auth`` and its joining the room.
+        """
         while True:
             assert self.claims is not None
+            if self.manager.revocations.is_revoked(self.claims):
+                raise CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
             left = self.claims.expires_in(time.time())
             if left <= 0:
                 raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired")

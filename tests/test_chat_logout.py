@@ -1,0 +1,96 @@
+"""Logout everywhere (F28): revoked tokens stop new sockets, and the sockets already open are closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from test_chat import eventually, join, start, token
+
+from wslab import Lab
+from wslab.chat.auth import Claims, Revocations
+from wslab.servers import ServerHandle
+
+pytestmark = pytest.mark.anyio
+
+
+async def logout(server: ServerHandle, bearer: str) -> tuple[int, dict[str, Any]]:
+    """POST /logout with ``Authorization: Bearer <bearer>``: the status and the JSON body."""
+
+    def post() -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            server.url + "/logout", method="POST", headers={"Authorization": f"Bearer {bearer}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    return await asyncio.to_thread(post)
+
+
+def test_a_revocation_voids_the_tokens_issued_until_then() -> None:
+    revocations = Revocations()
+    before, after = Claims("alice", 2000.0, 1000.0), Claims("alice", 2000.0, 1000.5)
+    assert not revocations.is_revoked(before)
+    revocations.revoke("alice", now=1000.2)
+    assert revocations.is_revoked(before) and not revocations.is_revoked(after)
+    assert revocations.is_revoked(Claims("alice", 2000.0))  # no iat: issued at the beginning of time
+    assert not revocations.is_revoked(Claims("bob", 2000.0, 1000.0))
+    revocations.revoke("alice", now=900.0)  # an older revocation never shortens a newer one
+    assert revocations.is_revoked(before)
+
+
+async def test_logout_closes_every_open_socket_of_the_user_and_refuses_the_old_token() -> None:
+    async with Lab() as lab:
+        server, manager = await start(lab)
+        old_token = token("alice")
+        phone = await join(lab, server, "alice", room="lobby")
+        laptop = await lab.connect(server.ws_url("/ws/chat/ops"), name="alice-laptop")
+        await laptop.send_json({"type": "auth", "token": token("alice")})
+        assert (await laptop.recv_json())["type"] == "ready"
+        bob = await join(lab, server, "bob", room="lobby")
+        status, body = await logout(server, old_token)
+        assert (status, body) == (200, {"user": "alice", "connections_closed": 2})
+        for client in (phone, laptop):
+            assert await client.wait_closed(2) == "4001 UNAUTHORIZED 'token revoked: logged out'"
+        await eventually(lambda: manager.rooms == {"lobby": ["bob"]})
+        await bob.send_json({"type": "say", "text": "still here"})  # nobody else was touched
+        while (message := await bob.recv_json())["type"] != "message":
+            assert message["type"] == "left" and message["user"] == "alice", message
+        assert message["text"] == "still here"
+
+        again = await lab.connect(server.ws_url("/ws/chat/lobby"), name="alice-again")
+        await again.send_json({"type": "auth", "token": old_token})  # a copy of the old token: refused
+        assert await again.wait_closed(2) == "4001 UNAUTHORIZED 'token revoked'"
+        await asyncio.sleep(0.01)
+        fresh = await join(lab, server, "alice")  # logging in again issues a newer token: welcome back
+        await lab.events.wait_for(source="chat", kind="revoked", contains="alice")
+        await fresh.close()
+        await bob.close()
+
+
+async def test_logout_needs_a_valid_token_and_logs_out_only_its_owner() -> None:
+    async with Lab() as lab:
+        server, manager = await start(lab)
+        alice = await join(lab, server, "alice")
+        assert (await logout(server, "not-a-token"))[0] == 401
+        assert (await logout(server, token("alice", secret="another-secret-0123456789abcdef-x")))[0] == 401
+        status, body = await logout(server, token("mallory"))  # mallory can only log herself out
+        assert (status, body) == (200, {"user": "mallory", "connections_closed": 0})
+        await alice.send_json({"type": "say", "text": "unaffected"})
+        assert (await alice.recv_json())["text"] == "unaffected"
+        assert manager.rooms == {"lobby": ["alice"]}
+        await alice.close()
+
+
+async def test_an_expired_token_can_still_log_out() -> None:
+    async with Lab() as lab:
+        server, _ = await start(lab)
+        status, body = await logout(server, token("alice", ttl=-10))
+        assert (status, body) == (200, {"user": "alice", "connections_closed": 0})
