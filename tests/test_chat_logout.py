@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_chat import eventually, join, start, token
+from test_chat import SECRET, chat_settings, eventually, join, start, token
 
 from wslab import Lab
+from wslab.chat import ConnectionManager, create_app, issue_token
 from wslab.chat.auth import Claims, Revocations
+from wslab.chat.rooms import Member
+from wslab.clients import LabClient
 from wslab.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
@@ -32,6 +38,14 @@ async def logout(server: ServerHandle, bearer: str) -> tuple[int, dict[str, Any]
             return exc.code, json.loads(exc.read())
 
     return await asyncio.to_thread(post)
+
+
+async def still_talks(client: LabClient) -> bool:
+    """True if ``client`` can still say something and hear it back."""
+    await client.send_json({"type": "say", "text": "still here"})
+    while (message := await client.recv_json()).get("type") != "message":
+        pass
+    return bool(message["text"] == "still here")
 
 
 def test_a_revocation_voids_the_tokens_issued_until_then() -> None:
@@ -89,8 +103,65 @@ async def test_logout_needs_a_valid_token_and_logs_out_only_its_owner() -> None:
         await alice.close()
 
 
-async def test_an_expired_token_can_still_log_out() -> None:
+async def test_a_recently_expired_token_can_still_log_out_an_old_one_cannot() -> None:
+    async with Lab() as lab:
+        server, manager = await start(lab)  # token_ttl 900 s
+        assert (await logout(server, token("alice", ttl=-2000)))[0] == 401  # expired 2000 s ago
+        assert not manager.revocations.is_revoked(Claims("alice", time.time() + 60, time.time() - 1))
+        status, body = await logout(server, token("alice", ttl=-10))  # a tab left open overnight
+        assert (status, body) == (200, {"user": "alice", "connections_closed": 0})
+        assert manager.revocations.is_revoked(Claims("alice", time.time() + 60, time.time() - 1))
+
+
+async def test_a_revoked_token_cannot_log_its_owner_out_again() -> None:
     async with Lab() as lab:
         server, _ = await start(lab)
-        status, body = await logout(server, token("alice", ttl=-10))
-        assert (status, body) == (200, {"user": "alice", "connections_closed": 0})
+        stolen = token("alice")
+        assert (await logout(server, stolen))[0] == 200  # alice logs out; a thief kept a copy
+        await asyncio.sleep(0.01)
+        alice = await join(lab, server, "alice")  # she logs in again
+        assert (await logout(server, stolen))[0] == 401  # the copy cannot end her new session
+        assert await still_talks(alice)
+        await alice.close()
+
+
+async def test_reauth_with_a_revoked_token_is_refused_and_the_socket_keeps_its_own() -> None:
+    async with Lab() as lab:
+        server, _ = await start(lab)
+        old = issue_token("alice", SECRET, 3600, now=time.time() - 1)  # issued before the logout
+        assert (await logout(server, old))[0] == 200
+        await asyncio.sleep(0.01)
+        alice = await join(lab, server, "alice")  # a token issued after it (60 s)
+        await alice.send_json({"type": "reauth", "token": old})  # expires later, but is revoked
+        error = await alice.recv_json()
+        assert (error["type"], error["reason"]) == ("error", "bad_token") and "revoked" in error["detail"]
+        assert await still_talks(alice)
+        await alice.close()
+
+
+class SlowJoinManager(ConnectionManager):
+    """Joins after a pause, as a fan-out manager does while it waits for Redis (subscribe, catch up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.joining = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
+        self.joining.set()
+        await asyncio.sleep(0.2)
+        async with super().membership(room, user) as member:
+            yield member
+
+
+async def test_a_logout_while_the_socket_is_joining_closes_it_before_anything_is_sent() -> None:
+    async with Lab() as lab:
+        manager = SlowJoinManager()
+        server = await lab.serve(create_app(chat_settings(), manager=manager), name="slow")
+        bearer = token("alice")
+        client = await lab.connect(server.ws_url("/ws/chat/lobby"), name="alice")
+        await client.send_json({"type": "auth", "token": bearer})
+        await manager.joining.wait()  # authenticated, not yet in the room
+        assert await logout(server, bearer) == (200, {"user": "alice", "connections_closed": 0})
+        assert await client.wait_closed(2) == "4001 UNAUTHORIZED 'token revoked'"
+        assert client.received == []  # not even its "ready"

@@ -86,7 +86,10 @@ class Revocations:
     user, also those on other devices, and the server never stored the tokens it issued. A token without
     ``iat`` counts as issued at the beginning of time. Kept in memory, per process: with several replicas
     the revocation must also reach the others (through Redis, like the room messages: F11, F13), which
-    this course does not build.
+    this course does not build. Two limits of the rule: it trusts the clocks (a token issued by a host
+    whose clock runs ahead survives a logout; a per-user session counter in the token would not), and
+    it keeps one entry per user who ever logged out (production stores it with a TTL of one token
+    lifetime, after which every token it could void has expired anyway).
     """
 
     def __init__(self) -> None:

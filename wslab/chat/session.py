@@ -131,6 +131,11 @@ class ChatSession:
             await self._close(closing)
 
     async def _serve(self, member: Member) -> CloseConnection | None:
+        assert self.claims is not None
+        if self.manager.revocations.is_revoked(self.claims):
+            # A logout that came while joining (a fan-out manager awaits Redis then): nothing queued
+            # for this member, ``ready`` or replayed history, has been sent, and nothing will be.
+            return CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
         closing: CloseConnection | None = None
         try:
             # anyio's task group rather than asyncio.TaskGroup: Starlette's TestClient cancels the app
@@ -282,13 +287,10 @@ class ChatSession:
     async def _watchdog(self, member: Member) -> None:
         """Close on token expiry (re-checked after each wake-up: reauth may have moved it) or on request.
 
-        A logout (:meth:`ConnectionManager.revoke`) is a close request; the revocation is also checked
-        here, for a logout that came between this connection's ``auth`` and its joining the room.
+        A logout (:meth:`ConnectionManager.revoke`) is a close request like an eviction.
         """
         while True:
             assert self.claims is not None
-            if self.manager.revocations.is_revoked(self.claims):
-                raise CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
             left = self.claims.expires_in(time.time())
             if left <= 0:
                 raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired")
