@@ -38,6 +38,7 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         "REDIS_URL": "redis://127.0.0.1:6379/0",
         "WSLAB_CHAT_STREAM_MAXLEN": "10",
         "WSLAB_CHAT_REDIS_TIMEOUT": "0.5",
+        "WSLAB_CHAT_PRESENCE_TTL": "12",
     }
     settings = settings_from_env(env)
     assert settings == ChatSettings(
@@ -58,6 +59,7 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         redis_url="redis://127.0.0.1:6379/0",
         stream_maxlen=10,
         redis_timeout=0.5,
+        presence_ttl=12.0,
     )
     # the test above names every field: a new field must be added here (and so be settable)
     named = {key.removeprefix(ENV_PREFIX).lower() for key in env} | {"redis_url"}

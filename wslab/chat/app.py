@@ -59,7 +59,11 @@ def create_app(
     if manager is None:
         if fanout is None:
             fanout = create_fanout(
-                settings.backend, settings.redis_url, settings.stream_maxlen, settings.redis_timeout
+                settings.backend,
+                settings.redis_url,
+                settings.stream_maxlen,
+                settings.redis_timeout,
+                settings.presence_ttl,
             )
         if fanout is None:
             manager = ConnectionManager(queue_size=settings.queue_size, report=report)

@@ -31,6 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from wslab.chat.presence import RedisPresence
 from wslab.chat.protocol import Resync as ResyncMessage
 from wslab.chat.protocol import ServerMessage
 from wslab.chat.rooms import ConnectionManager, Member, Report, Room, no_report
@@ -116,6 +117,8 @@ class FanOutHealth:
     """Room messages this process never received, seen as gaps in ``seq`` (pub/sub only)."""
     rooms: list[str] = field(default_factory=list)
     """Rooms this process is subscribed to (or reading) right now."""
+    presence_failures: int = 0
+    """Presence updates or queries Redis did not answer (joins then list local members only)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -130,6 +133,7 @@ class FanOut(Protocol):
     """What :class:`FanOutManager` needs from a backend."""
 
     health: FanOutHealth
+    presence: RedisPresence
 
     def bind(self, deliver: Deliver, resync: Resync, report: Report) -> None: ...
 
@@ -161,6 +165,8 @@ class MemoryFanOut:
 
 
 REDIS_TIMEOUT = 2.0
+PRESENCE_TTL = 30.0
+"""Seconds a crashed replica's members stay listed in their rooms (ChatSettings.presence_ttl)."""
 """Seconds without an answer from Redis before a connection counts as dead (ChatSettings.redis_timeout)."""
 
 
@@ -186,6 +192,8 @@ class Supervised:
 
     backoff_min = 0.05
     backoff_max = 2.0
+
+    presence: RedisPresence | None = None
 
     def __init__(self, backend: str) -> None:
         self.health = FanOutHealth(backend=backend)
@@ -233,6 +241,8 @@ class Supervised:
         self._delay = self.backoff_min
         if self._failed_before:
             self.health.reconnects += 1
+            if self.presence is not None:
+                self.presence.refresh_soon()  # Redis may have restarted and lost every entry
             after = self.health.last_error
             self.report("fanout_reconnected", f"{self.health.backend} listener back after {after}")
 
@@ -327,9 +337,9 @@ class RefCounts:
 class FanOutMember(Member):
     """A member whose position in the room's stream is known: what it was last given, and whether live."""
 
-    def __init__(self, user: str, room: str, queue_size: int, stats: Any) -> None:
+    def __init__(self, user: str, room: str, queue_size: int, stats: Any, key: str | None = None) -> None:
         super().__init__(user, room, queue_size, stats)
-        self.key = secrets.token_hex(8)  # names this member in other processes (``exclude``)
+        self.key = key or secrets.token_hex(8)  # names this member in other processes (``exclude``)
         self.seq = 0
         self.id: StreamId | None = None
         self.epoch: str | None = None
@@ -348,9 +358,16 @@ class FanOutManager(ConnectionManager):
         self.fanout = fanout
         fanout.bind(self._deliver_entry, self._resync_room, report)
         self._start = Start()
+        self._present: list[str] = []
+        self._key: str | None = None
+
+    def _ready_members(self, room: Room) -> list[str]:
+        """This process's members in join order, then those present on other replicas (sorted)."""
+        here = [m.user for m in room.members]
+        return here + [user for user in self._present if user not in here]
 
     def _new_member(self, user: str, room: str) -> Member:
-        member = FanOutMember(user, room, self.queue_size, self.stats)
+        member = FanOutMember(user, room, self.queue_size, self.stats, key=self._key)
         member.seq, member.id, member.epoch = self._start.seq, self._start.id, self._start.epoch
         member.live = self._start.resume_from is None
         if not member.live:
@@ -359,11 +376,19 @@ class FanOutManager(ConnectionManager):
 
     @contextlib.asynccontextmanager
     async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
+        key = secrets.token_hex(8)
         async with self.fanout.interest(room):
-            start = await self.fanout.prepare(room, RESUME.get())
-            self._start = start  # read by _new_member, in the same synchronous step
+            try:
+                await self.fanout.presence.enter(room, key, user)
+                present = await self.fanout.presence.users(room)  # on every replica (F11: not only here)
+                start = await self.fanout.prepare(room, RESUME.get())
+            except BaseException:
+                self.fanout.presence.leave(room, key)
+                raise
+            # prepare() and _join() in one synchronous step: no room message can slip in between
+            self._start, self._present, self._key = start, present, key  # read by _join
             member = self._join(room, user)
-            self._start = Start()
+            self._start, self._present, self._key = Start(), [], None
             try:
                 assert isinstance(member, FanOutMember)
                 if start.resync is not None:
@@ -375,7 +400,8 @@ class FanOutManager(ConnectionManager):
                     member.live = True
                 yield member
             finally:
-                self._leave(member)
+                self._leave(member)  # first: its "left" is queued before the presence update
+                self.fanout.presence.leave(room, key)
 
     # -- fan-out -----------------------------------------------------------------------------------------
     def broadcast(self, room: str, message: ServerMessage, exclude: Member | None = None) -> int:
@@ -433,7 +459,11 @@ _NOBODY = Room("")
 
 
 def create_fanout(
-    backend: str, redis_url: str | None, stream_maxlen: int, redis_timeout: float = REDIS_TIMEOUT
+    backend: str,
+    redis_url: str | None,
+    stream_maxlen: int,
+    redis_timeout: float = REDIS_TIMEOUT,
+    presence_ttl: float = PRESENCE_TTL,
 ) -> FanOut | None:
     """The backend named in :class:`~wslab.chat.settings.ChatSettings` (None for ``memory``)."""
     if backend == "memory":
@@ -443,9 +473,11 @@ def create_fanout(
     if backend == "pubsub":
         from wslab.chat.fanout_pubsub import PubSubFanOut
 
-        return PubSubFanOut(redis_url, timeout=redis_timeout)
+        return PubSubFanOut(redis_url, timeout=redis_timeout, presence_ttl=presence_ttl)
     if backend == "streams":
         from wslab.chat.fanout_streams import StreamsFanOut
 
-        return StreamsFanOut(redis_url, maxlen=stream_maxlen, timeout=redis_timeout)
+        return StreamsFanOut(
+            redis_url, maxlen=stream_maxlen, timeout=redis_timeout, presence_ttl=presence_ttl
+        )
     raise ValueError(f"unknown fan-out backend {backend!r}: memory, pubsub or streams")

@@ -24,6 +24,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from wslab.chat.fanout import (
+    PRESENCE_TTL,
     REDIS_TIMEOUT,
     Entry,
     RefCounts,
@@ -33,6 +34,7 @@ from wslab.chat.fanout import (
     redis_client,
     stamp,
 )
+from wslab.chat.presence import RedisPresence
 
 PREFIX = "wslab:chat:room:"
 """Channel of a room: ``wslab:chat:room:{room}``."""
@@ -57,11 +59,12 @@ SUBSCRIBE_TIMEOUT = 5.0
 class PubSubFanOut(Supervised):
     """Redis pub/sub for :class:`~wslab.chat.fanout.FanOutManager` (see the module docstring)."""
 
-    def __init__(self, url: str, timeout: float = REDIS_TIMEOUT) -> None:
+    def __init__(self, url: str, timeout: float = REDIS_TIMEOUT, presence_ttl: float = PRESENCE_TTL) -> None:
         super().__init__("pubsub")
         self.url = url
         self.timeout = timeout
         self._client = redis_client(url, timeout=timeout)
+        self.presence = RedisPresence(self._client, presence_ttl, self.health)
         self._script = self._client.register_script(_PUBLISH)
         self._refs = RefCounts()
         self._pubsub: Any = None
@@ -198,4 +201,5 @@ class PubSubFanOut(Supervised):
 
     async def aclose(self) -> None:
         await super().aclose()
+        await self.presence.aclose()
         await self._client.aclose()

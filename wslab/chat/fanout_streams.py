@@ -25,6 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from wslab.chat.fanout import (
+    PRESENCE_TTL,
     REDIS_TIMEOUT,
     Entry,
     RefCounts,
@@ -37,6 +38,7 @@ from wslab.chat.fanout import (
     redis_client,
     stamp,
 )
+from wslab.chat.presence import RedisPresence
 
 _XADD = """
 local epoch = redis.call('GET', KEYS[3])
@@ -79,7 +81,12 @@ class StreamsFanOut(Supervised):
     """Redis Streams for :class:`~wslab.chat.fanout.FanOutManager` (see the module docstring)."""
 
     def __init__(
-        self, url: str, maxlen: int = 1000, block: float = 0.1, timeout: float = REDIS_TIMEOUT
+        self,
+        url: str,
+        maxlen: int = 1000,
+        block: float = 0.1,
+        timeout: float = REDIS_TIMEOUT,
+        presence_ttl: float = PRESENCE_TTL,
     ) -> None:
         super().__init__("streams")
         self.url = url
@@ -88,6 +95,7 @@ class StreamsFanOut(Supervised):
         self.timeout = timeout
         self._client = redis_client(url, timeout=timeout)
         self._script = self._client.register_script(_XADD)
+        self.presence = RedisPresence(self._client, presence_ttl, self.health)
         self._refs = RefCounts()
         self.cursors: dict[str, RoomCursor] = {}
 
@@ -230,4 +238,5 @@ class StreamsFanOut(Supervised):
 
     async def aclose(self) -> None:
         await super().aclose()
+        await self.presence.aclose()
         await self._client.aclose()

@@ -50,8 +50,9 @@ Where ``seq`` comes from depends on the fan-out backend (``ChatSettings.backend`
 
 With a Redis backend, messages for one connection only (``ready``, ``error``, ``dm``, ``reauthed``,
 ``resync``) are not part of the room's stream: they repeat the ``seq`` (and ``id``) of the last room
-message that connection was given, so ``seq`` never decreases but may repeat. ``dm`` reaches only users
-connected to the same process.
+message that connection was given, so ``seq`` never decreases but may repeat. ``ready.members`` lists the
+room's members on every replica (this replica's first, in join order; :mod:`wslab.chat.presence`), but
+``dm`` still reaches only users connected to the same process.
 
 The one exception is ``ping`` (``{"type": "ping"}``, no ``seq``): a heartbeat for this connection only,
 not part of the room's stream, sent every ``heartbeat_interval`` when heartbeats are on. Answer it with

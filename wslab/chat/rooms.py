@@ -164,7 +164,7 @@ class ConnectionManager:
         room = self._rooms.setdefault(room_name, Room(room_name))
         member = self._new_member(user, room_name)
         room.members[member] = None
-        self.send_to(member, Ready(user=user, room=room_name, members=[m.user for m in room.members]))
+        self.send_to(member, Ready(user=user, room=room_name, members=self._ready_members(room)))
         self.broadcast(room_name, Joined(user=user), exclude=member)
         self.report("joined", f"{user} joined {room_name}")
         return member
@@ -180,6 +180,10 @@ class ConnectionManager:
         # Locally a no-op once the room is gone; a fan-out backend still tells the other processes.
         self.broadcast(room.name, Left(user=member.user))
         self.report("left", f"{member.user} left {member.room}")
+
+    def _ready_members(self, room: Room) -> list[str]:
+        """The member list a joining user is given: here, everyone in this process's room, in join order."""
+        return [m.user for m in room.members]
 
     def _new_member(self, user: str, room: str) -> Member:
         """The member object for a join (a fan-out manager's members also track their stream position)."""

@@ -70,6 +70,9 @@ class ChatSettings:
     """Seconds without an answer from Redis after which the fan-out counts a connection as dead: a
     command fails (counted), the listener reconnects and members get ``resync``. The pub/sub listener
     PINGs after half of it in silence, so a half-open connection to Redis cannot leave it deaf (F13)."""
+    presence_ttl: float = 30.0
+    """With a Redis backend, how long a member stays listed in its room after its replica stopped
+    refreshing it (a crash); see :mod:`wslab.chat.presence`."""
 
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (list, tuple, set)):
@@ -78,7 +81,7 @@ class ChatSettings:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive or None, got {value!r}")
-        for name in ("auth_timeout", "token_ttl", "rate", "close_timeout", "redis_timeout"):
+        for name in ("auth_timeout", "token_ttl", "rate", "close_timeout", "redis_timeout", "presence_ttl"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive, got {getattr(self, name)!r}")
         for name in ("max_message_bytes", "burst", "queue_size"):
