@@ -157,7 +157,7 @@ class SlowJoinManager(ConnectionManager):
 async def test_a_logout_while_the_socket_is_joining_closes_it_before_anything_is_sent() -> None:
     async with Lab() as lab:
         manager = SlowJoinManager()
-        server = await lab.serve(create_app(chat_settings(), manager=manager), name="slow")
+        server = await lab.serve(create_app(chat_settings(), rooms=manager), name="slow")
         bearer = token("alice")
         client = await lab.connect(server.ws_url("/ws/chat/lobby"), name="alice")
         await client.send_json({"type": "auth", "token": bearer})

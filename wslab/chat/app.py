@@ -43,7 +43,7 @@ def create_app(
     report: Report = no_report,
     *,
     fanout: FanOut | None = None,
-    manager: ConnectionManager | None = None,
+    rooms: ConnectionManager | None = None,
     session: type[ChatSession] | None = None,
 ) -> FastAPI:
     """A new chat app with its own rooms; ``report(kind, message)`` receives what happens (never printed).
@@ -51,25 +51,26 @@ def create_app(
     In a lab: ``create_app(settings, report=lambda kind, msg: lab.events.record("chat", kind, msg))``.
     The keywords swap one part of the reference for one built elsewhere, so that a lesson can run the
     reference app with exactly one part broken (``wslab.pitfalls``) and nothing else changed: ``fanout``
-    replaces the backend named in ``settings`` (F13), ``manager`` the rooms (in-process only), and
+    replaces the backend named in ``settings`` (F13), ``rooms`` the connection manager (in-process only), and
     ``session`` the class that runs each connection (F28).
     """
     settings = settings if settings is not None else ChatSettings()
-    session_class = session if session is not None else ResumingSession
-    if manager is None:
-        if fanout is None:
-            fanout = create_fanout(
-                settings.backend,
-                settings.redis_url,
-                settings.stream_maxlen,
-                settings.redis_timeout,
-                settings.presence_ttl,
-            )
-        if fanout is None:
-            manager = ConnectionManager(queue_size=settings.queue_size, report=report)
-        else:
-            manager = FanOutManager(fanout, queue_size=settings.queue_size, report=report)
-    rooms = manager
+    session_type = session if session is not None else ResumingSession
+    if rooms is None and fanout is None:
+        fanout = create_fanout(
+            settings.backend,
+            settings.redis_url,
+            settings.stream_maxlen,
+            settings.redis_timeout,
+            settings.presence_ttl,
+        )
+    manager: ConnectionManager
+    if rooms is not None:
+        manager = rooms
+    elif fanout is None:
+        manager = ConnectionManager(queue_size=settings.queue_size, report=report)
+    else:
+        manager = FanOutManager(fanout, queue_size=settings.queue_size, report=report)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,9 +107,9 @@ def create_app(
                 claims = old if -old.expires_in() <= settings.token_ttl else None
             except TokenInvalid:
                 claims = None
-        if claims is None or rooms.revocations.is_revoked(claims):
+        if claims is None or manager.revocations.is_revoked(claims):
             raise HTTPException(status_code=401, detail="a valid bearer token is required")
-        closed = rooms.revoke(claims.user)
+        closed = manager.revoke(claims.user)
         return {"user": claims.user, "connections_closed": closed}
 
     @app.websocket("/ws/chat/{room_id}")
@@ -119,7 +120,7 @@ def create_app(
             # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
             await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
             return
-        await session_class(websocket, room_id, rooms, settings, report).run()
+        await session_type(websocket, room_id, manager, settings, report).run()
 
     add_page(app, settings)  # the browser page at / (with a demo login) and its client at /static
     return app

@@ -44,11 +44,14 @@ class QueryTokenSession(ChatSession):
     async def _authenticate(self) -> Claims:
         # The pitfall: the token already travelled in the request line, so it is in every access log.
         try:
-            return verify_token(self.token, self.settings.secret)
+            claims = verify_token(self.token, self.settings.secret)
         except TokenExpired:
             raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired") from None
         except TokenInvalid:
             raise CloseConnection(CloseCode.UNAUTHORIZED, "invalid token") from None
+        if self.manager.revocations.is_revoked(claims):
+            raise CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
+        return claims
 
 
 def create_app(settings: ChatSettings | None = None, report: Report = no_report) -> FastAPI:

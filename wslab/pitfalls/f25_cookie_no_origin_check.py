@@ -41,11 +41,14 @@ class CookieSession(ChatSession):
     async def _authenticate(self) -> Claims:
         # Ambient credentials: whoever's page opened the socket, the browser sent the victim's cookie.
         try:
-            return verify_token(self.websocket.cookies.get(COOKIE, ""), self.settings.secret)
+            claims = verify_token(self.websocket.cookies.get(COOKIE, ""), self.settings.secret)
         except TokenExpired:
             raise CloseConnection(CloseCode.TOKEN_EXPIRED, "session expired") from None
         except TokenInvalid:
             raise CloseConnection(CloseCode.UNAUTHORIZED, "not logged in") from None
+        if self.manager.revocations.is_revoked(claims):
+            raise CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
+        return claims
 
 
 def create_app(settings: ChatSettings | None = None, report: Report = no_report) -> FastAPI:

@@ -51,4 +51,4 @@ def create_app(settings: ChatSettings | None = None, report: Report = no_report)
     """The reference chat app with both pitfalls: tokens are looked at once, logouts reach no socket."""
     settings = settings if settings is not None else ChatSettings()
     manager = RevocationListManager(queue_size=settings.queue_size, report=report)
-    return create_reference_app(settings, report, manager=manager, session=AuthOnceSession)
+    return create_reference_app(settings, report, rooms=manager, session=AuthOnceSession)
