@@ -50,22 +50,32 @@ async def test_a_joining_user_sees_the_members_on_every_replica(backend: str) ->
 
 async def test_the_members_of_a_crashed_replica_expire_after_the_presence_ttl() -> None:
     async with Lab() as lab:
-        cluster = await lab.cluster(2, backend="pubsub", settings_env={"WSLAB_CHAT_PRESENCE_TTL": "0.6"})
+        redis = await lab.redis()
+        env = {"WSLAB_CHAT_PRESENCE_TTL": "0.6", "WSLAB_CHAT_REDIS_TIMEOUT": "0.15"}
+        cluster = await lab.cluster(2, backend="pubsub", settings_env=env)
         alice = await lab.connect(cluster.replica_url(0, "/ws/chat/lobby"), name="alice")
         await alice.send_json({"type": "auth", "token": cluster.token("alice")})
         assert (await alice.recv_json())["members"] == ["alice"]
         await cluster.kill(0)  # SIGKILL: nothing gets to remove alice's entry
-        crashed_at = time.monotonic()
-        on_two = cluster.replica_url(1, "/ws/chat/lobby")
-        client = await lab.connect(on_two, name="bob")
-        await client.send_json({"type": "auth", "token": cluster.token("bob")})
-        members = (await client.recv_json())["members"]
-        if time.monotonic() - crashed_at < 0.5:  # still within the ttl: the ghost is listed
-            assert members == ["bob", "alice"]
+        admin = redis.client()
+        entries = await admin.zrange("wslab:chat:presence:lobby", 0, -1)
+        await admin.aclose()
+        assert [entry.decode().split("|")[1] for entry in entries] == ["alice"]  # her ghost, for now
         await asyncio.sleep(0.7)
-        late = await lab.connect(on_two, name="carol")
+        late = await lab.connect(cluster.replica_url(1, "/ws/chat/lobby"), name="carol")
         await late.send_json({"type": "auth", "token": cluster.token("carol")})
-        assert (await late.recv_json())["members"] == ["bob", "carol"]  # alice expired
+        assert (await late.recv_json())["members"] == ["carol"]  # alice expired with her replica
+
+
+async def test_a_member_connected_longer_than_the_ttl_stays_listed() -> None:
+    async with Lab() as lab:
+        redis = await lab.redis()
+        one = await start(lab, "one", "pubsub", redis.url, presence_ttl=0.6, redis_timeout=0.15)
+        two = await start(lab, "two", "pubsub", redis.url, presence_ttl=0.6, redis_timeout=0.15)
+        alice = await join(lab, one, "alice")
+        await asyncio.sleep(1.5)  # two and a half ttls: only the refresher keeps her entry alive
+        assert await ready_members(lab, two.ws_url("/ws/chat/lobby"), "bob") == ["bob", "alice"]
+        await alice.close()
 
 
 async def test_presence_without_redis_degrades_to_local_members_and_counts_it() -> None:

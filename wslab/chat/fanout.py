@@ -165,9 +165,9 @@ class MemoryFanOut:
 
 
 REDIS_TIMEOUT = 2.0
+"""Seconds without an answer from Redis before a connection counts as dead (ChatSettings.redis_timeout)."""
 PRESENCE_TTL = 30.0
 """Seconds a crashed replica's members stay listed in their rooms (ChatSettings.presence_ttl)."""
-"""Seconds without an answer from Redis before a connection counts as dead (ChatSettings.redis_timeout)."""
 
 
 def redis_client(url: str, retries: int = 1, timeout: float = REDIS_TIMEOUT) -> Redis:
@@ -382,13 +382,14 @@ class FanOutManager(ConnectionManager):
                 await self.fanout.presence.enter(room, key, user)
                 present = await self.fanout.presence.users(room)  # on every replica (F11: not only here)
                 start = await self.fanout.prepare(room, RESUME.get())
+                # prepare() and _join() in one synchronous step: no room message can slip in between
+                self._start, self._present, self._key = start, present, key  # read by _join
+                member = self._join(room, user)
             except BaseException:
-                self.fanout.presence.leave(room, key)
+                self.fanout.presence.leave(room, key)  # or the refresher would keep it listed forever
                 raise
-            # prepare() and _join() in one synchronous step: no room message can slip in between
-            self._start, self._present, self._key = start, present, key  # read by _join
-            member = self._join(room, user)
-            self._start, self._present, self._key = Start(), [], None
+            finally:
+                self._start, self._present, self._key = Start(), [], None
             try:
                 assert isinstance(member, FanOutMember)
                 if start.resync is not None:

@@ -9,7 +9,9 @@ within ``ttl``. Expiry is computed from Redis's clock (``TIME`` inside the scrip
 drifting clocks agree.
 
 Presence is best effort: if Redis is unreachable, a join goes ahead with the local members only and
-the failure is counted (``health.presence_failures``); nothing waits longer than the client's timeout.
+the failure is counted (``health.presence_failures``); a join waits at most two Redis timeouts for it.
+The list a joining user gets is a snapshot taken one round trip before the join: someone who leaves or
+joins on another replica during that round trip is not corrected for that user until they rejoin.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 2, #ARGV do
   redis.call('ZADD', KEYS[i - 1], now + tonumber(ARGV[1]), ARGV[i])
-  redis.call('PEXPIRE', KEYS[i - 1], tonumber(ARGV[1]))
+  if redis.call('PTTL', KEYS[i - 1]) < tonumber(ARGV[1]) then  -- never shorten another replica's ttl
+    redis.call('PEXPIRE', KEYS[i - 1], tonumber(ARGV[1]))
+  end
 end
 return #ARGV - 1
 """
@@ -94,7 +98,7 @@ class RedisPresence:
             self.health.presence_failures += 1  # it expires within ttl anyway
 
     def _ensure_refresher(self) -> None:
-        if self._refresher is None and not self._closed:
+        if (self._refresher is None or self._refresher.done()) and not self._closed:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh(), name="presence")
 
     def refresh_soon(self) -> None:
@@ -117,7 +121,7 @@ class RedisPresence:
         members = [f"{member_key}|{user}" for (_, member_key), user in entries]
         try:
             await self._enter(keys=keys_, args=[int(self.ttl * 1000), *members])
-        except (RedisError, OSError):
+        except Exception:  # whatever it was, the refresher must go on, or every entry would expire
             self.health.presence_failures += 1
 
     async def aclose(self) -> None:

@@ -84,6 +84,11 @@ class ChatSettings:
         for name in ("auth_timeout", "token_ttl", "rate", "close_timeout", "redis_timeout", "presence_ttl"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive, got {getattr(self, name)!r}")
+        if self.presence_ttl < 3 * self.redis_timeout:
+            raise ValueError(
+                f"ChatSettings.presence_ttl ({self.presence_ttl:g}) must be at least 3 x redis_timeout "
+                f"({self.redis_timeout:g}): entries are refreshed every presence_ttl / 3"
+            )
         for name in ("max_message_bytes", "burst", "queue_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ChatSettings.{name} must be at least 1, got {getattr(self, name)!r}")
