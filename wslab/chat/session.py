@@ -175,8 +175,16 @@ class ChatSession:
             raise CloseConnection(CloseCode.UNAUTHORIZED, f"expected auth first ({exc.reason})") from None
         if not isinstance(message, Auth):
             raise CloseConnection(CloseCode.UNAUTHORIZED, f"expected auth first, got {message.type}")
+        return self._verify(message.token)
+
+    def _verify(self, token: str) -> Claims:
+        """The claims of a token this connection authenticates with, or the close that refuses it.
+
+        One place for every way in (the first message here; the URL or a cookie in the pitfalls), so a
+        variant that moves the token differs from the reference only in where the token comes from.
+        """
         try:
-            claims = verify_token(message.token, self.settings.secret)
+            claims = verify_token(token, self.settings.secret)
         except TokenExpired:
             raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired") from None
         except TokenInvalid:

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from fastapi import FastAPI, WebSocket
 
-from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
+from wslab.chat.auth import Claims
 from wslab.chat.origins import origin_allowed
 from wslab.chat.rooms import ConnectionManager, Report, no_report
-from wslab.chat.session import ChatSession, CloseConnection
+from wslab.chat.session import ChatSession
 from wslab.chat.settings import ChatSettings
 from wslab.wire import CloseCode
 
@@ -43,15 +43,7 @@ class QueryTokenSession(ChatSession):
 
     async def _authenticate(self) -> Claims:
         # The pitfall: the token already travelled in the request line, so it is in every access log.
-        try:
-            claims = verify_token(self.token, self.settings.secret)
-        except TokenExpired:
-            raise CloseConnection(CloseCode.TOKEN_EXPIRED, "token expired") from None
-        except TokenInvalid:
-            raise CloseConnection(CloseCode.UNAUTHORIZED, "invalid token") from None
-        if self.manager.revocations.is_revoked(claims):
-            raise CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
-        return claims
+        return self._verify(self.token)
 
 
 def create_app(settings: ChatSettings | None = None, report: Report = no_report) -> FastAPI:

@@ -23,11 +23,10 @@ from __future__ import annotations
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse
 
-from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, issue_token, verify_token
+from wslab.chat.auth import Claims, issue_token
 from wslab.chat.rooms import ConnectionManager, Report, no_report
-from wslab.chat.session import ChatSession, CloseConnection
+from wslab.chat.session import ChatSession
 from wslab.chat.settings import ChatSettings
-from wslab.wire import CloseCode
 
 __all__ = ["COOKIE", "CookieSession", "create_app"]
 
@@ -40,15 +39,7 @@ class CookieSession(ChatSession):
 
     async def _authenticate(self) -> Claims:
         # Ambient credentials: whoever's page opened the socket, the browser sent the victim's cookie.
-        try:
-            claims = verify_token(self.websocket.cookies.get(COOKIE, ""), self.settings.secret)
-        except TokenExpired:
-            raise CloseConnection(CloseCode.TOKEN_EXPIRED, "session expired") from None
-        except TokenInvalid:
-            raise CloseConnection(CloseCode.UNAUTHORIZED, "not logged in") from None
-        if self.manager.revocations.is_revoked(claims):
-            raise CloseConnection(CloseCode.UNAUTHORIZED, "token revoked")
-        return claims
+        return self._verify(self.websocket.cookies.get(COOKIE, ""))
 
 
 def create_app(settings: ChatSettings | None = None, report: Report = no_report) -> FastAPI:
