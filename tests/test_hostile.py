@@ -271,6 +271,15 @@ def first_frame_verdict(data: bytes) -> tuple[str, int | None, bytes]:
     chunk = data[:end]
     if data[0] & 0x70:  # RSV bits, but no extension was negotiated: checked before the payload
         return "close", CloseCode.PROTOCOL_ERROR, chunk
+    if data[0] & 0x0F == Opcode.CLOSE and data[0] & 0x80 and 2 < length <= 125:
+        # websockets decodes a close frame's reason before it checks the code (Close.parse), so a reason
+        # that is not UTF-8 wins over an invalid code: 1007, not 1002 (found by hypothesis).
+        mask = chunk[header : header + 4]
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(chunk[header + 4 : end]))
+        try:
+            payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            return "close", CloseCode.INVALID_DATA, chunk
     try:
         # UTF-8 is checked below and only for a whole message: uvicorn's protocol validates text when the
         # message is complete, so an invalid first fragment just waits for the rest (RFC 6455 §8.1
@@ -351,6 +360,8 @@ class TestRandomFrames:
     @example(data=b"\x83\x80abcd")  # reserved opcode
     @example(data=b"\x89\xfe\x00\xc8" + b"abcd" + bytes(200))  # a ping longer than 125 bytes
     @example(data=b"\x08\x80abcd")  # a fragmented close
+    # a close with an invalid code and a reason that is not UTF-8
+    @example(data=b"\x88\x90\xd8A_o7D\xbf\xfe\xbf\x86\xe2\xa6^\x9ci\x90\xa4\xf0\xe8\xe5")
     @example(data=b"\x80\x80abcd")  # a continuation with nothing to continue
     @example(data=bytes([0x81, 0xFF]) + (2**40).to_bytes(8, "big") + b"abcd")  # 1 TiB announced
     @example(
