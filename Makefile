@@ -3,15 +3,21 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.wslab-installed
+LOCK   := requirements.lock
+# the uv release pinned in the lock: it installs the lock into the venv (fast, hash-checked)
+UV_PIN := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 
 .PHONY: lab test notebooks timings student wheelhouse offline-check lint doctor bench clean
 
-# Create the virtualenv and install wslab with everything the course and its tests need.
-# Re-runs only when pyproject.toml changes.
-$(STAMP): pyproject.toml
+# Create the virtualenv and install exactly the tested set (requirements.lock: versions and hashes),
+# then wslab itself. Re-runs when the lock or pyproject.toml changes. pip only bootstraps uv, which
+# syncs the venv to the lock (removing anything the lock does not list).
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit("wslab needs Python 3.11 or newer; this is " + sys.version.split()[0] + ". Set PYTHON=python3.12 (or similar).") if sys.version_info < (3, 11) else None'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	@$(BIN)/python -m pip install --disable-pip-version-check -q "uv==$(UV_PIN)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python $(LOCK)
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $(STAMP)
 
 ## Start the course in JupyterLab (opens notebooks/).

@@ -10,7 +10,6 @@ import asyncio
 
 import pytest
 from leakcheck import Snapshot
-from redis import exceptions as redis_errors
 
 from wslab import Lab
 
@@ -35,7 +34,15 @@ async def test_redis_starts_answers_and_stops() -> None:
     assert Snapshot.take().leaks_since(before) == []
 
 
-async def test_restart_loses_data_and_breaks_pooled_connections() -> None:
+async def test_restart_loses_data_and_the_pool_reconnects_by_itself() -> None:
+    """A restart on the same port loses every key (no persistence, as in the lessons).
+
+    What a pooled client sees is redis-py's business and changed in 8.2: before, the first command on
+    the dead pooled connection raised ``ConnectionError`` and the next one reconnected; since 8.2 the
+    pool notices the closed connection when it hands it out and reconnects, so the first command
+    already succeeds. The chat does not depend on either (its publish path retries once on
+    ``ConnectionError``); this pins the locked release, so ``make test-latest`` shows a change.
+    """
     async with Lab() as lab:
         redis = await lab.redis()
         client = redis.client(decode_responses=True)
@@ -44,9 +51,8 @@ async def test_restart_loses_data_and_breaks_pooled_connections() -> None:
             port = redis.port
             await redis.restart(downtime=0.05)
             assert redis.port == port and redis.running
-            with pytest.raises(redis_errors.ConnectionError):
-                await client.get("k")  # the pooled connection died with the old server
-            assert await client.get("k") is None  # the next call reconnects; the data is gone
+            assert await client.get("k") is None  # reconnected without an error; the data is gone
+            assert await client.ping()
         finally:
             await client.aclose()
 

@@ -27,6 +27,7 @@ from wslab.nginx import Nginx, NginxSettings
 from wslab.redis_server import RedisServer
 from wslab.servers import ProcessServer, ServerHandle, TaskServer, ThreadServer
 from wslab.timing import DEFAULT_SCALE, TimeScale
+from wslab.versions import warn_if_drifted
 
 Resource = ServerHandle | LabClient | ReconnectingClient | FaultProxy | RedisServer | Nginx | Cluster | Path
 
@@ -59,8 +60,10 @@ class Lab:
         """Close every lab still open in this process, then make a new one.
 
         The first cell of a notebook uses this, so running the notebook again from the top does not
-        leave the previous run's servers behind.
+        leave the previous run's servers behind. It also says, once per process, if the installed
+        packages differ from the tested set (:func:`wslab.versions.warn_if_drifted`).
         """
+        warn_if_drifted()
         for old in list(_open_labs):
             await old.close()
         return cls(time_scale)
