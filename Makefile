@@ -7,7 +7,7 @@ LOCK   := requirements.lock
 # the uv release pinned in the lock: it installs the lock into the venv (fast, hash-checked)
 UV_PIN := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 
-.PHONY: lab test notebooks timings student wheelhouse offline-check lint doctor bench clean
+.PHONY: lab test test-latest lock notebooks timings student wheelhouse offline-check lint doctor bench clean
 
 # Create the virtualenv and install exactly the tested set (requirements.lock: versions and hashes),
 # then wslab itself. Re-runs when the lock or pyproject.toml changes. pip only bootstraps uv, which
@@ -30,6 +30,27 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Drift, caught by us before learners meet it: a separate venv (.venv-latest) with the newest releases
+## pyproject.toml's ranges allow, ignoring the lock; prints what differs from the lock, then runs the
+## suite (minus the tests that check the venv *is* the lock). A failure names the lesson that changed.
+LATEST := .venv-latest
+test-latest:
+	@test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	@$(LATEST)/bin/python -m pip install --disable-pip-version-check -q "uv==$(UV_PIN)"
+	@mkdir -p build
+	$(LATEST)/bin/uv pip compile -q --upgrade --python $(LATEST)/bin/python --extra dev pyproject.toml -o build/latest.txt
+	$(LATEST)/bin/uv pip sync -q --python $(LATEST)/bin/python build/latest.txt
+	$(LATEST)/bin/uv pip install -q --python $(LATEST)/bin/python --no-deps -e .
+	$(LATEST)/bin/python -m wslab.versions
+	$(LATEST)/bin/python -m pytest -m "not tested_set" $(PYTEST_ARGS)
+
+## Refresh requirements.lock to the newest releases pyproject.toml allows (then run make test, commit
+## both). One package only: make lock LOCK_ARGS='--upgrade-package uvicorn'
+LOCK_ARGS ?= --upgrade
+lock: $(STAMP)
+	$(BIN)/uv pip compile -q --universal --generate-hashes --extra dev $(LOCK_ARGS) pyproject.toml -o $(LOCK)
+	@echo "requirements.lock refreshed; differences from this venv:"; $(BIN)/python -m wslab.versions || true
+
 ## Re-execute notebooks in place to regenerate their stored outputs (NB=path to do one).
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(NB)
@@ -43,15 +64,17 @@ student: $(STAMP)
 	$(BIN)/python tools/notebook_variants.py student build/student
 	$(BIN)/python tools/notebook_variants.py solution build/solution
 
-## For a room with no internet: every wheel the course needs, in wheelhouse/ (copy it to a USB stick).
-## Install from it with: pip install --no-index --find-links wheelhouse 'wslab[dev]'
+## For a room with no internet: every wheel of the tested set (requirements.lock) and wslab's own, in
+## wheelhouse/ (copy it and requirements.lock to a USB stick). Install from it with:
+##   pip install --no-index --find-links wheelhouse -r requirements.lock && pip install --no-index --find-links wheelhouse --no-deps wslab
 wheelhouse: $(STAMP)
-	$(BIN)/python -m pip wheel --disable-pip-version-check -q -w wheelhouse '.[dev]'
+	$(BIN)/python -m pip wheel --disable-pip-version-check -q -w wheelhouse -r $(LOCK)
+	$(BIN)/python -m pip wheel --disable-pip-version-check -q -w wheelhouse --no-deps .
 	@echo "wheelhouse/: $$(ls wheelhouse | wc -l) wheels"
 
 ## Prove the wheelhouse installs with the package index switched off, into a fresh venv.
 offline-check: wheelhouse
-	bash tools/offline_install_check.sh wheelhouse
+	bash tools/offline_install_check.sh wheelhouse $(LOCK)
 
 ## What is installed, what is missing, and how to get it.
 doctor: $(STAMP)
@@ -60,11 +83,12 @@ doctor: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
+# the comparison libraries, constrained by the lock so the tested set stays as it is
 bench: $(STAMP)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -c $(LOCK) -e '.[dev,bench]'
 	$(BIN)/python benchmarks/serve_timings.py
 	$(BIN)/python benchmarks/fanout.py --quick
 	$(BIN)/python benchmarks/scaling.py --quick
 
 clean:
-	rm -rf $(VENV) .venv-3.12 build wheelhouse *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 $(LATEST) build wheelhouse *.egg-info .pytest_cache .ruff_cache .hypothesis

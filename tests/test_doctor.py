@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
 from packaging.requirements import Requirement
 
 from wslab import components, doctor
@@ -351,21 +352,55 @@ def test_require_or_skip_returns_an_available_component(empty_path: Path) -> Non
 # --- doctor checks, without I/O ------------------------------------------------------------------------
 
 
-def test_package_range_check() -> None:
+def test_package_against_the_lock_and_the_range() -> None:
     from packaging.specifiers import SpecifierSet
 
-    tested = SpecifierSet(">=0.54,<0.56")
-    ok = doctor.check_package("uvicorn", "0.55.1", tested)
-    assert (ok.status, ok.blocking, ok.detail) == (doctor.Status.OK, False, "0.55.1 (tested >=0.54,<0.56)")
+    allowed = SpecifierSet(">=0.54,<0.56")
+    same = doctor.check_package("uvicorn", "0.55.0", allowed, "0.55.0")
+    assert (same.status, same.blocking, same.detail) == (
+        doctor.Status.OK,
+        False,
+        "0.55.0 (matches the tested set)",
+    )
 
-    drifted = doctor.check_package("uvicorn", "0.43.0", tested)
-    assert (drifted.status, drifted.blocking) == (doctor.Status.WARN, True)
-    assert drifted.hint == "pip install 'uvicorn>=0.54,<0.56'"
+    # inside the range but not the locked release: the course runs, it says so, nothing blocks
+    newer = doctor.check_package("uvicorn", "0.55.1", allowed, "0.55.0")
+    assert (newer.status, newer.blocking) == (doctor.Status.WARN, False)
+    assert "differs from the tested 0.55.0" in newer.detail and newer.hint.startswith("make lab")
 
-    absent = doctor.check_package("uvicorn", None, tested)
+    outside = doctor.check_package("uvicorn", "0.43.0", allowed, "0.55.0")
+    assert (outside.status, outside.blocking) == (doctor.Status.WARN, True)
+    assert "outside the range wslab works with (>=0.54,<0.56)" in outside.detail
+
+    absent = doctor.check_package("uvicorn", None, allowed, "0.55.0")
     assert (absent.status, absent.blocking) == (doctor.Status.MISSING, True)
 
-    assert doctor.check_package("uvicorn", "0.55.0rc1", tested).status is doctor.Status.OK
+    no_lock = doctor.check_package("uvicorn", "0.55.0rc1", allowed, None)
+    assert no_lock.status is doctor.Status.OK and "no lock here" in no_lock.detail
+
+
+def test_lock_row_and_verdict_name_the_difference() -> None:
+    from wslab.versions import Drift
+
+    assert doctor.check_lock([], 137).detail == "matches requirements.lock (137 packages)"
+    assert doctor.check_lock(None, 0).status is doctor.Status.OK
+    row = doctor.check_lock([Drift("uvicorn", "0.55.0", "0.56.0"), Drift("redis", "8.2.0", None)], 137)
+    assert (row.status, row.blocking) == (doctor.Status.WARN, False)
+    assert "uvicorn 0.56.0 (tested 0.55.0), redis not installed (tested 8.2.0)" in row.detail
+
+    drifted = doctor.Report(
+        rows=(row, doctor.check_package("uvicorn", "0.56.0", None, "0.55.0")), required=()
+    )
+    assert drifted.ok and drifted.verdict.startswith("READY, but not the tested set")
+    assert "make lab" in drifted.verdict
+
+
+@pytest.mark.tested_set
+def test_the_doctor_on_this_machine_matches_the_lock() -> None:
+    """The venv the tests run in is the tested set: `make test` installs requirements.lock."""
+    report = doctor.collect(components=[])
+    assert report.row("tested set").status is doctor.Status.OK, report.row("tested set").detail
+    assert report.row("uvicorn", "package").detail == f"{uvicorn.__version__} (matches the tested set)"
 
 
 def test_python_too_old_blocks() -> None:

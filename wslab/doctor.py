@@ -3,8 +3,8 @@
 An instructor runs it on thirty laptops before a workshop; a notebook runs it in its first cell; CI runs
 it to fail early with a readable reason. So it answers one question per line, in plain text that
 survives a screenshot or a paste into chat: the Python version, the versions of the packages whose
-behaviour the course teaches (checked against the tested ranges wslab itself declares, so there is one
-source of truth: ``pyproject.toml`` as installed), which WebSocket implementation ``uvicorn --ws auto``
+behaviour the course teaches (compared with the exact tested set in ``requirements.lock``, and with the
+ranges wslab declares in ``pyproject.toml``), which WebSocket implementation ``uvicorn --ws auto``
 really picks (catalogue F05: pings were silently ignored on ``websockets-sansio`` before uvicorn 0.44),
 and each real component with its fallback and install command.
 
@@ -30,6 +30,7 @@ from packaging.version import InvalidVersion, Version
 
 from wslab import components as _components
 from wslab.components import COMPONENTS, REQUIRE_ENV, Component
+from wslab.versions import LOCK_FILE, Drift, drift, locked_versions
 
 __all__ = [
     "EXPECTED_WS",
@@ -38,6 +39,7 @@ __all__ = [
     "Row",
     "Status",
     "check_component",
+    "check_lock",
     "check_package",
     "check_python",
     "check_uvicorn_ws",
@@ -95,7 +97,7 @@ class Row:
 
 _SECTIONS: dict[str, str] = {
     "environment": "environment",
-    "package": "packages (tested ranges from wslab's own metadata)",
+    "package": f"packages (against the tested set in {LOCK_FILE} and wslab's declared ranges)",
     "server": "server",
     "component": "components",
 }
@@ -124,6 +126,11 @@ class Report:
         if blocking:
             return f"NOT READY: fix {', '.join(blocking)}"
         other = [row.check for row in self.rows if row.status is not Status.OK]
+        if any(row.kind == "package" and row.status is Status.WARN for row in self.rows):
+            return (
+                "READY, but not the tested set: the course runs; outputs that depend on a version may "
+                f"differ from the stored ones ({', '.join(other)}). `make lab` installs the tested set"
+            )
         if other:
             return f"READY, with fallbacks or warnings for: {', '.join(other)} (not required)"
         return "READY: everything the course uses is here"
@@ -172,27 +179,70 @@ def _spec_text(spec: SpecifierSet) -> str:
     return ",".join(sorted((str(item) for item in spec), key=lambda item: (not item.startswith(">"), item)))
 
 
-def check_package(name: str, installed: str | None, tested: SpecifierSet | None) -> Row:
-    """A package against its tested range. Outside the range is blocking: behaviour drifts (F05)."""
-    pin = f"{name}{_spec_text(tested)}" if tested is not None else name
-    hint = f"pip install '{pin}'"
+def check_package(
+    name: str, installed: str | None, allowed: SpecifierSet | None, locked: str | None = None
+) -> Row:
+    """A package against the tested set (``locked``: its version in requirements.lock) and the range
+    wslab declares (``allowed``).
+
+    Outside the range is blocking: the course is known not to work there. Inside the range but not the
+    locked version is a warning: the course runs, but an output that depends on the version (which
+    exception a dead peer raises, what a restarted Redis does to a pooled connection) may differ from
+    the one stored in the notebook, and that release has not been through the course's tests.
+    """
+    hint = "make lab  (or: uv pip sync requirements.lock), which installs the tested set"
     if installed is None:
         return Row("package", name, Status.MISSING, "not installed", hint=hint, blocking=True)
-    if tested is None:
-        return Row("package", name, Status.OK, f"{installed} (no tested range declared)")
-    try:
-        inside = tested.contains(Version(installed), prereleases=True)
-    except InvalidVersion:
-        inside = False
-    if inside:
-        return Row("package", name, Status.OK, f"{installed} (tested {_spec_text(tested)})")
+    if allowed is not None:
+        try:
+            inside = allowed.contains(Version(installed), prereleases=True)
+        except InvalidVersion:
+            inside = False
+        if not inside:
+            return Row(
+                "package",
+                name,
+                Status.WARN,
+                f"{installed} is outside the range wslab works with ({_spec_text(allowed)})",
+                hint=hint,
+                blocking=True,
+            )
+    if locked is None:
+        where = f"within {_spec_text(allowed)}" if allowed is not None else "no range declared"
+        return Row("package", name, Status.OK, f"{installed} ({where}; no lock here to compare with)")
+    if installed == locked:
+        return Row("package", name, Status.OK, f"{installed} (matches the tested set)")
     return Row(
         "package",
         name,
         Status.WARN,
-        f"{installed} is outside the tested range {_spec_text(tested)}",
+        f"{installed} differs from the tested {locked}: the course runs, a stored output may differ",
         hint=hint,
-        blocking=True,
+    )
+
+
+def check_lock(differences: Sequence[Drift] | None, locked_count: int) -> Row:
+    """Every package of the lock at once: the "is this the tested set?" line.
+
+    ``differences`` is None when there is no lock to compare with (wslab installed from a wheel).
+    """
+    if differences is None:
+        return Row(
+            "environment",
+            "tested set",
+            Status.OK,
+            f"no {LOCK_FILE} beside wslab (installed from a wheel?): versions checked against ranges only",
+        )
+    if not differences:
+        return Row("environment", "tested set", Status.OK, f"matches {LOCK_FILE} ({locked_count} packages)")
+    shown = ", ".join(str(d) for d in differences[:4])
+    more = f" and {len(differences) - 4} more" if len(differences) > 4 else ""
+    return Row(
+        "environment",
+        "tested set",
+        Status.WARN,
+        f"differs from {LOCK_FILE} in {len(differences)} packages: {shown}{more}",
+        hint="make lab  (or: uv pip sync requirements.lock)",
     )
 
 
@@ -234,7 +284,11 @@ def check_uvicorn_ws() -> Row:
         config.load()
         protocol = config.ws_protocol_class
     except Exception as exc:  # any failure here is the finding, not a crash of the doctor
-        return _ws_row(Status.WARN, f"uvicorn config failed: {type(exc).__name__}: {exc}", "pip install -e .")
+        return _ws_row(
+            Status.WARN,
+            f"uvicorn config failed: {type(exc).__name__}: {exc}",
+            "make lab  (installs the tested set)",
+        )
     if protocol is None:
         return _ws_row(
             Status.MISSING,
@@ -249,7 +303,7 @@ def check_uvicorn_ws() -> Row:
         return _ws_row(
             Status.WARN,
             f"{detail}; the course is tested with {EXPECTED_WS}, ping and close behaviour differ (F05)",
-            "pip install -e .  (restores the tested uvicorn and websockets)",
+            "make lab  (restores the tested uvicorn and websockets)",
         )
     return _ws_row(Status.OK, detail)
 
@@ -299,7 +353,7 @@ def _environment_rows(ranges_known: bool) -> list[Row]:
                 "wslab",
                 Status.WARN,
                 f"imported from {where} but not installed: tested ranges unknown",
-                hint="pip install -e .  (in the repository)",
+                hint="make lab  (in the repository)",
             )
         )
     else:
@@ -307,11 +361,16 @@ def _environment_rows(ranges_known: bool) -> list[Row]:
     return rows
 
 
-def _package_rows(ranges: dict[str, tuple[str, SpecifierSet]] | None) -> list[Row]:
+def _package_rows(
+    ranges: dict[str, tuple[str, SpecifierSet]] | None, locked: dict[str, str] | None
+) -> list[Row]:
     declared: dict[str, tuple[str, SpecifierSet | None]] = dict(ranges or {})
     for name in KEY_PACKAGES:
         declared.setdefault(canonicalize_name(name), (name, None))
-    return [check_package(name, _installed_version(name), spec) for name, spec in declared.values()]
+    return [
+        check_package(name, _installed_version(name), spec, (locked or {}).get(key))
+        for key, (name, spec) in declared.items()
+    ]
 
 
 def collect(require: str | None = None, *, components: Sequence[Component] | None = None) -> Report:
@@ -321,10 +380,12 @@ def collect(require: str | None = None, *, components: Sequence[Component] | Non
     """
     needed = _components.required() | (_components.required(require) if require else set())
     ranges = _tested_ranges()
+    locked = locked_versions()
     found = list(components) if components is not None else _components.find_all()
     rows = [
         *_environment_rows(ranges is not None),
-        *_package_rows(ranges),
+        check_lock(drift(locked) if locked is not None else None, len(locked or {})),
+        *_package_rows(ranges, locked),
         check_uvicorn_ws(),
         *(check_component(component, component.name in needed) for component in found),
     ]

@@ -153,3 +153,19 @@ def recorded_with(*names: str) -> str:
     pins = locked_versions() or {}
     parts = [f"{name} {pins.get(canonicalize_name(name), _installed(name) or '?')}" for name in names]
     return "Outputs recorded with " + ", ".join(parts) + f" (the tested set in {LOCK_FILE})."
+
+
+def main() -> int:
+    """``python -m wslab.versions``: every difference from the lock, one per line (``make test-latest``)."""
+    if locked_versions() is None:
+        print(f"no {LOCK_FILE} beside wslab: nothing to compare with")
+        return 0
+    differences = drift()
+    for d in differences:
+        print(f"  {d.name}: tested {d.locked}, installed {d.installed or 'nothing'}")
+    print(f"{len(differences)} packages differ from {LOCK_FILE}" if differences else f"matches {LOCK_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
