@@ -64,39 +64,48 @@ def _constant_variants(value: object) -> list[object]:
 def _targets(tree: ast.Module) -> Iterator[tuple[ast.AST, str, Callable[[ast.AST], list[ast.AST]]]]:
     """(node, kind, function returning replacement nodes) for every mutable node, in source order.
 
-    Only code inside function bodies is mutated: imports and module constants are not the answer.
+    Imports are left alone (a missing import is a NameError, not a subtle mistake), and so are the
+    definitions themselves; module constants (the handshake's GUID) are mutated like any other.
     """
-    for func in ast.walk(tree):
-        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+    annotations = {
+        id(inner)
+        for owner in ast.walk(tree)
+        for annotation in (getattr(owner, "annotation", None), getattr(owner, "returns", None))
+        if isinstance(annotation, ast.AST)
+        for inner in ast.walk(annotation)
+    }
+    skip = (ast.Module, ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.Pass)
+    for node in ast.walk(tree):
+        if id(node) in annotations or isinstance(node, skip):  # types are not behaviour
             continue
-        for node in ast.walk(ast.Module(body=func.body, type_ignores=[])):
-            if isinstance(node, ast.Compare):
-                yield node, "compare", _swap_compare
-            elif isinstance(node, ast.BoolOp):
-                yield node, "boolop", _swap_boolop
-            elif isinstance(node, ast.BinOp) and type(node.op) in _BINOP_SWAPS:
-                yield node, "binop", _swap_binop
-            elif isinstance(node, ast.Constant) and not isinstance(node.value, str):
-                yield node, "constant", _swap_constant
-            elif isinstance(node, ast.Constant) and node.value and not _is_docstring(node, func):
-                yield node, "constant", _swap_constant
-            elif isinstance(node, ast.Name) and node.id in _NAME_SWAPS:
-                yield node, "name", _swap_name
-            elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.USub):
-                yield node, "unary", lambda n: [n.operand]  # type: ignore[attr-defined]
-            elif isinstance(node, ast.Call) and node.args:
-                yield node, "argument", _drop_or_swap_arguments
-            elif isinstance(node, ast.Tuple) and len(node.elts) > 1:
-                yield node, "tuple", _drop_element
-            elif isinstance(node, ast.ExceptHandler) and node.type is not None:
-                yield node, "except", _broaden_except
-            if isinstance(node, ast.stmt) and node is not func and not isinstance(node, ast.Pass):
-                yield node, "drop", lambda n: [ast.Pass()]
+        if isinstance(node, ast.Compare):
+            yield node, "compare", _swap_compare
+        elif isinstance(node, ast.BoolOp):
+            yield node, "boolop", _swap_boolop
+        elif isinstance(node, ast.BinOp) and type(node.op) in _BINOP_SWAPS:
+            yield node, "binop", _swap_binop
+        elif isinstance(node, ast.Constant) and not _is_docstring(node, tree):
+            yield node, "constant", _swap_constant
+        elif isinstance(node, ast.Name) and node.id in _NAME_SWAPS:
+            yield node, "name", _swap_name
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not | ast.USub):
+            yield node, "unary", lambda n: [n.operand]  # type: ignore[attr-defined]
+        elif isinstance(node, ast.Call) and node.args:
+            yield node, "argument", _drop_or_swap_arguments
+        elif isinstance(node, ast.Tuple) and len(node.elts) > 1:
+            yield node, "tuple", _drop_element
+        elif isinstance(node, ast.ExceptHandler) and node.type is not None:
+            yield node, "except", _broaden_except
+        if isinstance(node, ast.stmt):
+            yield node, "drop", lambda n: [ast.Pass()]
 
 
-def _is_docstring(node: ast.Constant, func: ast.AST) -> bool:
-    body = getattr(func, "body", [])
-    return bool(body) and isinstance(body[0], ast.Expr) and body[0].value is node
+def _is_docstring(node: ast.Constant, tree: ast.AST) -> bool:
+    for owner in ast.walk(tree):
+        body = getattr(owner, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and body[0].value is node:
+            return True
+    return False
 
 
 def _swap_compare(node: ast.AST) -> list[ast.AST]:
@@ -139,13 +148,23 @@ def _swap_name(node: ast.AST) -> list[ast.AST]:
 
 
 def _drop_or_swap_arguments(node: ast.AST) -> list[ast.AST]:
-    """Swap the first two positional arguments of a call (``uniform(0, b)`` -> ``uniform(b, 0)``)."""
+    """Swap the first two positional arguments of a call (``uniform(0, b)`` -> ``uniform(b, 0)``), and
+    replace an argument that is a plain name by a constant or by twice itself (``timeout(timeout)`` ->
+    ``timeout(1)``, ``timeout(timeout * 2)``): an argument ignored or scaled."""
     assert isinstance(node, ast.Call)
-    if len(node.args) < 2:
-        return []
-    mutated = copy.deepcopy(node)
-    mutated.args[0], mutated.args[1] = mutated.args[1], mutated.args[0]
-    return [mutated]
+    out: list[ast.AST] = []
+    if len(node.args) >= 2:
+        mutated = copy.deepcopy(node)
+        mutated.args[0], mutated.args[1] = mutated.args[1], mutated.args[0]
+        out.append(mutated)
+    for index, arg in enumerate(node.args):
+        if not isinstance(arg, ast.Name):
+            continue
+        for new in (ast.Constant(1), ast.BinOp(copy.deepcopy(arg), ast.Mult(), ast.Constant(2))):
+            mutated = copy.deepcopy(node)
+            mutated.args[index] = new
+            out.append(mutated)
+    return out
 
 
 def _drop_element(node: ast.AST) -> list[ast.AST]:
@@ -218,5 +237,7 @@ def mutants(source: str) -> Iterator[Mutant]:
             if text in seen:
                 continue
             seen.add(text)
-            after = ast.unparse(replacement).splitlines()[0] if not isinstance(replacement, ast.Pass) else "pass"
+            after = (
+                ast.unparse(replacement).splitlines()[0] if not isinstance(replacement, ast.Pass) else "pass"
+            )
             yield Mutant(f"{kind} at line {line}: {before} -> {after}", text)

@@ -287,7 +287,12 @@ async def safe_broadcast(connections, message):
 
     async def _cancelled(self, safe_broadcast: Callable[..., Any]) -> None:
         """Cancel the broadcast while bob's send stalls: the cancellation must end it, not be swallowed."""
-        sockets = [FakeSocket("alice"), FakeSocket("bob", stall=True), FakeSocket("carol"), FakeSocket("dave")]
+        sockets = [
+            FakeSocket("alice"),
+            FakeSocket("bob", stall=True),
+            FakeSocket("carol"),
+            FakeSocket("dave"),
+        ]
         self.describe(safe_broadcast)
 
         async def run() -> Any:

@@ -278,8 +278,8 @@ def origin_allowed(origin, host, allowlist):
     secrets = ('parts.scheme in ("http", "https") and parts.netloc == host',)
     correct_message = (
         f"`origin_allowed` gives the right verdict for all {len(CASES)} handshakes: the allowlisted site, "
-        "the same-origin page, and look-alike (substring, prefix, suffix, subdomain), downgraded, other-scheme, "
-        "other-port, `null` and missing origins."
+        "the same-origin page, and look-alike (substring, prefix, suffix, subdomain), downgraded, "
+        "other-scheme, other-port, `null` and missing origins."
     )
 
     def _check(self, origin_allowed: Callable[[str | None, str, set[str]], object]) -> None:

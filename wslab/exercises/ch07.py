@@ -138,8 +138,8 @@ async def recv_with_timeout(ws, timeout):
     secrets = ("return await ws.recv()\n", "wait_for(ws.recv(), timeout)")
     correct_message = (
         "`recv_with_timeout` returns what the echo server sends, and on the silent server raises "
-        f"`TimeoutError` when the `timeout` it is given is up ({' s and '.join(map(str, SILENT_TIMEOUTS))} s), "
-        "not before and not much later."
+        f"`TimeoutError` when the `timeout` it is given is up "
+        f"({' s and '.join(map(str, SILENT_TIMEOUTS))} s), not before and not much later."
     )
     call_timeout = 3.0
 
