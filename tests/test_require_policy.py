@@ -200,12 +200,14 @@ def _run_f25_to_the_browser_cell(monkeypatch: pytest.MonkeyPatch, require: str) 
     return nb
 
 
+@pytest.mark.slow
 def test_f25_fails_without_a_required_browser(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(CellExecutionError) as failed:
         _run_f25_to_the_browser_cell(monkeypatch, "browser")
     assert "ComponentMissing" in str(failed.value) and "required by WSLAB_REQUIRE" in str(failed.value)
 
 
+@pytest.mark.slow
 def test_f25_says_it_skipped_when_the_browser_is_not_required(monkeypatch: pytest.MonkeyPatch) -> None:
     nb = _run_f25_to_the_browser_cell(monkeypatch, "")
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
