@@ -12,9 +12,9 @@ the failure message.
 from __future__ import annotations
 
 import pytest
+from mutants import Mutant, mutants
 
 import wslab.exercises as wx
-from tests.mutants import Mutant, mutants
 from wslab.exercises import CheckResult, Exercise, Status, maybe_await
 
 EQUIVALENT: dict[tuple[str, str], str] = {
