@@ -6,6 +6,9 @@ owning handler's job, in ``finally``). The checker runs it against fake sockets 
 Starlette 1.10 on uvicorn's ``websockets-sansio`` really fails (``tests/test_pitfalls_f01_f03.py``
 pins those facts): ``WebSocketDisconnect(1006)`` for a peer whose TCP connection is gone,
 ``WebSocketDisconnected`` (a ``RuntimeError``) once the app has closed it, ``OSError`` from lower down.
+Two more scenarios make "catch those, and only those" a tested claim: the broadcast is cancelled while a
+send stalls (a ``CancelledError`` must end it, so ``except BaseException`` fails), and a send fails with
+a ``TypeError`` (a bug must reach the caller, so ``except Exception`` fails).
 """
 
 from __future__ import annotations
