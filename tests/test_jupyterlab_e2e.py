@@ -33,6 +33,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from wslab.components import CHROMIUM_ARGS, require_or_skip
@@ -106,14 +107,12 @@ def _api(base: str, path: str, method: str = "GET", timeout: float = 5.0) -> obj
 
 def _processes_under(directory: Path) -> list[int]:
     """Pids of live processes whose command line mentions `directory` (the server, its kernels)."""
-    marker = str(directory).encode()
+    marker = str(directory)
     found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if marker in cmdline.read_bytes():
-                found.append(int(cmdline.parent.name))
-        except OSError:
-            continue
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        if any(marker in part for part in cmdline):
+            found.append(process.pid)
     return [pid for pid in found if pid != os.getpid()]
 
 

@@ -1,8 +1,10 @@
 """A kernel that exits without ``await lab.close()`` still leaves nothing behind.
 
 Learners restart kernels and close laptops mid-lesson. In-loop servers die with the process anyway;
-replica processes and server threads would not, so the lab's exit hook ends them, and a replica also
-asks the OS to kill it if its parent dies without running any hook (SIGKILL).
+replica processes and server threads would not, so the lab's exit hook ends them (every platform), and
+on Linux a replica also asks the OS to kill it if its parent dies without running any hook (SIGKILL,
+via PR_SET_PDEATHSIG, which macOS does not have: there that test is skipped, and the guarantee is only
+the exit hook's).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,10 +40,10 @@ asyncio.run(main())   # returns without lab.close(): the interpreter exits and a
 
 
 def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (psutil: the same answer on Linux and macOS)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
@@ -61,6 +66,10 @@ def test_exit_without_close_ends_replicas_threads_and_temp_dirs() -> None:
     assert not Path(directory).exists()
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="PR_SET_PDEATHSIG is Linux-only: elsewhere a SIGKILLed kernel can leave its replicas running",
+)
 def test_parent_killed_outright_takes_its_replicas_along() -> None:
     parent = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, "hang"], cwd=ROOT, stdout=subprocess.PIPE, text=True

@@ -9,6 +9,7 @@ peer gone within interval + timeout.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +21,13 @@ from wslab.pitfalls import f02_send_only_handler as f02
 pytestmark = pytest.mark.anyio
 
 PING = 0.1
+
+
+async def until(check: Callable[[], bool], timeout: float) -> None:
+    """Wait for ``check()`` to hold; fail the test, saying so, if it does not within ``timeout`` s."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.01)
 
 
 async def feed(lab: Lab, push: float, reader: bool, **options: Any) -> tuple[Any, Any]:
@@ -44,8 +52,13 @@ async def test_send_only_feed_without_pings_keeps_the_ghost() -> None:
 async def test_quiet_send_only_feed_misses_the_ping_timeout() -> None:
     async with Lab() as lab:
         app, net = await feed(lab, 60.0, reader=False, ws_ping_interval=PING, ws_ping_timeout=PING)
+        server = lab.get("server", "feed")
+        assert server.open_connections == 1
         net.mode = Mode.BLACKHOLE
-        await asyncio.sleep(6 * PING)  # uvicorn has closed the connection by now
+        # uvicorn pings into the void (the feed itself is silent for 60 s), then closes the connection
+        await until(lambda: server.open_connections == 0, timeout=2 * PING + 5)
+        assert net.bytes_dropped[SERVER_TO_CLIENT] > 0
+        # ... and the quiet handler, which never reads, has not noticed: the ghost is still "online"
         assert app.state.online == {"carol"}
         assert lab.events.count(source="feed", kind="left") == 0
         await lab.get("client", "carol").abort()

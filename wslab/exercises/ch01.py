@@ -134,6 +134,34 @@ def accept_for(key: str) -> str:
 """,
             "returned bytes",
         ),
+        WrongAnswer(
+            "the GUID before the key",
+            """
+import base64, hashlib
+def accept_for(key: str) -> str:
+    digest = hashlib.sha1(("258EAFA5-E914-47DA-95CA-C5AB0DC85B11" + key).encode()).digest()
+    return base64.b64encode(digest).decode()
+""",
+            "puts the GUID first",
+        ),
+        WrongAnswer(
+            "the GUID in lower case",
+            """
+import base64, hashlib
+def accept_for(key: str) -> str:
+    digest = hashlib.sha1((key + "258eafa5-e914-47da-95ca-c5ab0dc85b11").encode()).digest()
+    return base64.b64encode(digest).decode()
+""",
+            "spelled exactly as in RFC 6455",
+        ),
+        WrongAnswer(
+            "only the RFC's example, hard-coded",
+            """
+def accept_for(key: str) -> str:
+    return "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+""",
+            "right shape",
+        ),
     )
     secrets = tuple(_accept(key) for key in KEYS)
     correct_message = f"`accept_for` matches RFC 6455 for the RFC's example key and {len(KEYS) - 1} others."
@@ -246,6 +274,31 @@ def unmask(payload: bytes, mask_key: bytes) -> str:
     return "".join(chr(b ^ mask_key[i % 4]) for i, b in enumerate(payload))
 """,
             "returned a str",
+        ),
+        WrongAnswer(
+            "drops the bytes after the last whole key",
+            """
+def unmask(payload: bytes, mask_key: bytes) -> bytes:
+    whole = len(payload) // 4 * 4
+    return bytes(b ^ mask_key[i % 4] for i, b in enumerate(payload[:whole]))
+""",
+            "unmasking keeps the length",
+        ),
+        WrongAnswer(
+            "the key bytes in reverse order",
+            """
+def unmask(payload: bytes, mask_key: bytes) -> bytes:
+    return bytes(b ^ mask_key[3 - i % 4] for i, b in enumerate(payload))
+""",
+            "gets byte 0",
+        ),
+        WrongAnswer(
+            "uses i % 2",
+            """
+def unmask(payload: bytes, mask_key: bytes) -> bytes:
+    return bytes(b ^ mask_key[i % 2] for i, b in enumerate(payload))
+""",
+            "only 2 of the 4 key bytes",
         ),
     )
     secrets = ("Hello", "48656c6c6f")

@@ -6,29 +6,44 @@ owning handler's job, in ``finally``). The checker runs it against fake sockets 
 Starlette 1.10 on uvicorn's ``websockets-sansio`` really fails (``tests/test_pitfalls_f01_f03.py``
 pins those facts): ``WebSocketDisconnect(1006)`` for a peer whose TCP connection is gone,
 ``WebSocketDisconnected`` (a ``RuntimeError``) once the app has closed it, ``OSError`` from lower down.
+Two more scenarios make "catch those, and only those" a tested claim: the broadcast is cancelled while a
+send stalls (a ``CancelledError`` must end it, so ``except BaseException`` fails), and a send fails with
+a ``TypeError`` (a bug must reach the caller, so ``except Exception`` fails).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 
-from wslab.exercises._core import Chapter, Exercise, Incorrect, WrongAnswer, article
+from wslab.exercises._core import Chapter, Exercise, Incorrect, WrongAnswer, article, maybe_await
 
 
 class FakeSocket:
-    """Stands in for a server-side WebSocket: ``send_text`` records, or raises ``failure``."""
+    """Stands in for a server-side WebSocket: ``send_text`` records, or raises ``failure``.
 
-    def __init__(self, name: str, failure: Callable[[], BaseException] | None = None) -> None:
+    A socket made with ``stall=True`` never finishes a send (a peer whose TCP window is full): the
+    checker cancels the broadcast while it waits there, as a shutdown or a send timeout would.
+    """
+
+    def __init__(
+        self, name: str, failure: Callable[[], BaseException] | None = None, stall: bool = False
+    ) -> None:
         self.name = name
         self.failure = failure
+        self.stall = stall
+        self.stalled = asyncio.Event()
         self.received: list[str] = []
 
     async def send_text(self, text: str) -> None:
         await asyncio.sleep(0)  # a real send may yield to the loop, too
+        if self.stall:
+            self.stalled.set()
+            await asyncio.Event().wait()  # until cancelled
         if self.failure is not None:
             raise self.failure()
         self.received.append(text)
@@ -47,6 +62,10 @@ def _closed_by_app() -> BaseException:
 
 def _reset() -> BaseException:
     return ConnectionResetError(104, "Connection reset by peer")
+
+
+def _bug() -> BaseException:
+    return TypeError("Object of type datetime is not JSON serializable")
 
 
 _CASES: tuple[tuple[str, dict[str, Callable[[], BaseException]]], ...] = (
@@ -174,14 +193,88 @@ async def safe_broadcast(connections, message):
 """,
             "should return the connections whose send failed",
         ),
+        WrongAnswer(
+            "catches every Exception",
+            """
+async def safe_broadcast(connections, message):
+    failed = []
+    for connection in connections:
+        try:
+            await connection.send_text(message)
+        except Exception:
+            failed.append(connection)
+    return failed
+""",
+            "a bug in the code, not a dead peer",
+        ),
+        WrongAnswer(
+            "catches BaseException, swallowing cancellation",
+            """
+async def safe_broadcast(connections, message):
+    failed = []
+    for connection in connections:
+        try:
+            await connection.send_text(message)
+        except BaseException:
+            failed.append(connection)
+    return failed
+""",
+            "swallowed the `CancelledError`",
+        ),
+        WrongAnswer(
+            "a bare except",
+            """
+async def safe_broadcast(connections, message):
+    failed = []
+    for connection in connections:
+        try:
+            await connection.send_text(message)
+        except:
+            failed.append(connection)
+    return failed
+""",
+            "swallowed the `CancelledError`",
+        ),
+        WrongAnswer(
+            "adds CancelledError to the peer-gone list",
+            """
+import asyncio
+from starlette.websockets import WebSocketDisconnect
+async def safe_broadcast(connections, message):
+    failed = []
+    for connection in connections:
+        try:
+            await connection.send_text(message)
+        except (WebSocketDisconnect, RuntimeError, OSError, asyncio.CancelledError):
+            failed.append(connection)
+    return failed
+""",
+            "swallowed the `CancelledError`",
+        ),
+        WrongAnswer(
+            "sends concurrently and keeps every exception, bugs included",
+            """
+import asyncio
+async def safe_broadcast(connections, message):
+    results = await asyncio.gather(*(c.send_text(message) for c in connections), return_exceptions=True)
+    return [c for c, r in zip(connections, results) if isinstance(r, BaseException)]
+""",
+            "a bug in the code, not a dead peer",
+        ),
     )
     secrets = ("failed.append(connection)",)
     correct_message = (
         "Every healthy peer got the message, and the dead ones came back to the caller, in order. "
-        "Removing them stays the owning handler's job."
+        "Only 'peer gone' errors are caught: a cancelled broadcast stops, and a bug (a `TypeError`) "
+        "still surfaces. Removing the dead stays the owning handler's job."
     )
 
     async def _check(self, safe_broadcast: Callable[..., Any]) -> None:
+        await self._gone_cases(safe_broadcast)
+        await self._cancelled(safe_broadcast)
+        await self._bug_surfaces(safe_broadcast)
+
+    async def _gone_cases(self, safe_broadcast: Callable[..., Any]) -> None:
         for what, failures in _CASES:
             sockets = [FakeSocket(name, failures.get(name)) for name in ("alice", "bob", "carol", "dave")]
             given = list(sockets)
@@ -194,6 +287,63 @@ async def safe_broadcast(connections, message):
                     raise
                 raise Incorrect(f"When {what}: {why}") from None
             self._judge(what, sockets, given, message, got)
+
+    async def _cancelled(self, safe_broadcast: Callable[..., Any]) -> None:
+        """Cancel the broadcast while bob's send stalls: the cancellation must end it, not be swallowed."""
+        sockets = [
+            FakeSocket("alice"),
+            FakeSocket("bob", stall=True),
+            FakeSocket("carol"),
+            FakeSocket("dave"),
+        ]
+        self.describe(safe_broadcast)
+
+        async def run() -> Any:
+            return await maybe_await(safe_broadcast(list(sockets), "hello (cancelled)"))
+
+        task = asyncio.ensure_future(run())
+        stalled = asyncio.ensure_future(sockets[1].stalled.wait())
+        await asyncio.wait({task, stalled}, timeout=self.call_timeout, return_when=asyncio.FIRST_COMPLETED)
+        stalled.cancel()
+        if task.done():  # it never reached bob's send: an earlier scenario's message says why
+            with contextlib.suppress(BaseException):
+                task.result()
+            raise Incorrect("`safe_broadcast` returned before it sent to bob, whose send never finishes.")
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=self.call_timeout)
+        if not done:
+            raise Incorrect(
+                "`safe_broadcast` kept running after its task was cancelled (a server shutting down "
+                "cancels it): it must stop at once."
+            )
+        if not task.cancelled():
+            try:
+                got = task.result()
+            except Exception as exc:
+                raise Incorrect(
+                    f"Cancelled while sending to bob, `safe_broadcast` raised {type(exc).__name__}; "
+                    "let `CancelledError` propagate."
+                ) from None
+            raise Incorrect(
+                f"Cancelled while sending to bob, `safe_broadcast` swallowed the `CancelledError` and "
+                f"returned {got!r}: it treated a shutdown as a dead peer and went on. `CancelledError` "
+                "is a `BaseException`, not an `Exception`: catch only the 'peer gone' errors."
+            )
+
+    async def _bug_surfaces(self, safe_broadcast: Callable[..., Any]) -> None:
+        """A send that fails with a bug (a TypeError), not a dead peer: the error must reach the caller."""
+        sockets = [FakeSocket("alice"), FakeSocket("bob", _bug), FakeSocket("carol")]
+        try:
+            got = await self.call_async(safe_broadcast, list(sockets), "hello (a bug)")
+        except Incorrect as exc:
+            if isinstance(exc.__cause__, TypeError):
+                return
+            raise
+        raise Incorrect(
+            f"When sending to bob failed with a `TypeError` (a bug in the code, not a dead peer), "
+            f"`safe_broadcast` caught it and returned {got!r}: bob would be dropped as dead and the bug "
+            "never seen. Catch the three 'peer gone' exceptions, and only those."
+        )
 
     @staticmethod
     def _judge(what: str, sockets: list[FakeSocket], given: list[Any], message: str, got: Any) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from wslab.exercises._core import Chapter, Exercise, Incorrect, WrongAnswer, article
 
 ALLOWLIST = frozenset({"https://chat.example"})
+LOOK = "the attacker registered that domain. Compare whole origins, not substrings, prefixes or suffixes"
 HOST = "api.chat.example:8443"
 
 
@@ -41,13 +42,34 @@ CASES = (
         "https://chat.example.evil.example",
         HOST,
         False,
-        "the attacker registered that domain. Compare whole origins, not substrings, prefixes or suffixes",
+        LOOK,
     ),
     Case(
         "https://evilchat.example",
         HOST,
         False,
-        "the attacker registered that domain. Compare whole origins, not substrings, prefixes or suffixes",
+        LOOK,
+    ),
+    Case(
+        "https://evil.chat.example",
+        HOST,
+        False,
+        "a subdomain of an allowed site is another origin (anyone who can host a page there, or take "
+        "over a stale DNS record, gets in). Compare whole origins, not substrings, prefixes or suffixes",
+    ),
+    Case(
+        "https://evil.api.chat.example:8443",
+        HOST,
+        False,
+        "it only ends with this server's host: it is another host, another origin. Compare whole "
+        "origins, not substrings, prefixes or suffixes",
+    ),
+    Case(
+        "ws://api.chat.example:8443",
+        HOST,
+        False,
+        "pages are served over http or https; an origin with another scheme is not a page this server "
+        "sent, and the scheme is part of an origin",
     ),
     Case(
         "http://chat.example",
@@ -61,6 +83,12 @@ CASES = (
         HOST,
         False,
         "the port is part of an origin: another service on the same host name is another origin",
+    ),
+    Case(
+        "https://api.chat.example:8443.evil.example",
+        HOST,
+        False,
+        LOOK,
     ),
     Case(
         "null",
@@ -180,11 +208,78 @@ def origin_allowed(origin, host, allowlist):
 """,
             "no Origin header",
         ),
+        WrongAnswer(
+            "same-origin by suffix of the host",
+            """
+def origin_allowed(origin, host, allowlist):
+    if origin is None:
+        return False
+    if origin in allowlist:
+        return True
+    return origin.startswith(("http://", "https://")) and origin.endswith(host)
+""",
+            "only ends with this server's host",
+        ),
+        WrongAnswer(
+            "allowlist by host-name suffix",
+            """
+from urllib.parse import urlsplit
+def origin_allowed(origin, host, allowlist):
+    if origin is None:
+        return False
+    parts = urlsplit(origin)
+    for allowed in map(urlsplit, allowlist):  # the site and its subdomains
+        if parts.scheme == allowed.scheme and (
+            parts.hostname == allowed.hostname or parts.hostname.endswith("." + allowed.hostname)
+        ):
+            return True
+    return parts.scheme in ("http", "https") and parts.netloc == host
+""",
+            "a subdomain of an allowed site is another origin",
+        ),
+        WrongAnswer(
+            "startswith an allowed origin",
+            """
+from urllib.parse import urlsplit
+def origin_allowed(origin, host, allowlist):
+    if origin is None:
+        return False
+    if any(origin.startswith(a) for a in allowlist):
+        return True
+    parts = urlsplit(origin)
+    return parts.scheme in ("http", "https") and parts.netloc == host
+""",
+            "whole origins",
+        ),
+        WrongAnswer(
+            "same-origin by prefix",
+            """
+def origin_allowed(origin, host, allowlist):
+    if origin is None:
+        return False
+    if origin in allowlist:
+        return True
+    return origin.startswith((f"http://{host}", f"https://{host}"))
+""",
+            "whole origins",
+        ),
+        WrongAnswer(
+            "same origin without looking at the scheme",
+            """
+from urllib.parse import urlsplit
+def origin_allowed(origin, host, allowlist):
+    if origin is None:
+        return False
+    return origin in allowlist or urlsplit(origin).netloc == host
+""",
+            "pages are served over http or https",
+        ),
     )
     secrets = ('parts.scheme in ("http", "https") and parts.netloc == host',)
     correct_message = (
         f"`origin_allowed` gives the right verdict for all {len(CASES)} handshakes: the allowlisted site, "
-        "the same-origin page, and look-alike, downgraded, other-port, `null` and missing origins."
+        "the same-origin page, and look-alike (substring, prefix, suffix, subdomain), downgraded, "
+        "other-scheme, other-port, `null` and missing origins."
     )
 
     def _check(self, origin_allowed: Callable[[str | None, str, set[str]], object]) -> None:

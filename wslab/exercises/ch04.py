@@ -37,6 +37,9 @@ SCENARIOS = (
     Scenario("an internal load balancer with a short idle limit", 10.0, 2.0, 15.0),
     Scenario("an AWS ALB in front of mobile clients on slow networks", 60.0, 30.0, 75.0),
     Scenario("Cloudflare, with a relaxed presence deadline", 100.0, 10.0, 90.0),
+    # The deadline decides here: half the idle timeout plus the pong timeout is far too late.
+    Scenario("nginx, with a presence dot that must go grey within 20 s", 60.0, 5.0, 20.0),
+    Scenario("a trading desk on a LAN: fast clients, a dead peer noticed within 3 s", 30.0, 0.5, 3.0),
 )
 
 
@@ -140,6 +143,41 @@ def heartbeat_settings(idle_timeout, worst_latency, detect_within):
     return 0.05, 2 * worst_latency
 """,
             "too often",
+        ),
+        WrongAnswer(
+            "ignores detect_within",
+            """
+def heartbeat_settings(idle_timeout, worst_latency, detect_within):
+    return idle_timeout / 2, 1.5 * worst_latency
+""",
+            "later than the 20 s allowed",
+        ),
+        WrongAnswer(
+            "the deadline as the interval, forgetting the timeout",
+            """
+def heartbeat_settings(idle_timeout, worst_latency, detect_within):
+    timeout = 1.5 * worst_latency
+    return min(idle_timeout / 2, detect_within), timeout
+""",
+            "dead peer is noticed only",
+        ),
+        WrongAnswer(
+            "ignores the idle timeout",
+            """
+def heartbeat_settings(idle_timeout, worst_latency, detect_within):
+    timeout = 1.5 * worst_latency
+    return detect_within - timeout, timeout
+""",
+            "idle timeout",
+        ),
+        WrongAnswer(
+            "ignores the worst latency",
+            """
+def heartbeat_settings(idle_timeout, worst_latency, detect_within):
+    timeout = detect_within / 4
+    return min(idle_timeout / 2, detect_within - timeout), timeout
+""",
+            "worst-case latency",
         ),
     )
     secrets = ("min(idle_timeout / 2, detect_within - timeout)",)

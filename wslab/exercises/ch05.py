@@ -17,7 +17,12 @@ from wslab.exercises._core import Chapter, Exercise, Incorrect, WrongAnswer, art
 
 # (attempt, base, cap): a first attempt, one where the bound has grown, one where the cap applies.
 CASES = ((0, 0.5, 30.0), (3, 0.5, 30.0), (10, 0.5, 30.0), (2, 1.0, 3.0))
-DRAWS = 200
+DRAWS = 2000
+KS_LIMIT = 1.95 / DRAWS**0.5
+"""Kolmogorov-Smirnov distance from the uniform distribution above which the delays are not uniform:
+the 0.1 % critical value for ``DRAWS`` samples. The seeds are fixed, so the verdict is deterministic;
+the reference answer's distance is below half of it in every case, and so is that of every other way of
+drawing uniformly (``rng.random() * bound``, ``bound - rng.uniform(0, bound)``)."""
 
 
 class _Shown:
@@ -35,6 +40,22 @@ RNG = _Shown("rng")
 
 def _bound(attempt: int, base: float, cap: float) -> float:
     return min(cap, base * 2**attempt)
+
+
+def ks_uniform(delays: list[float], bound: float) -> float:
+    """The Kolmogorov-Smirnov distance between the delays and the uniform distribution on [0, bound]:
+    the largest gap between the share of delays at or below ``x`` and ``x / bound``, over all ``x``."""
+    ordered = sorted(delay / bound for delay in delays)
+    n = len(ordered)
+    return max(max((i + 1) / n - x, x - i / n) for i, x in enumerate(ordered))
+
+
+def tenths(delays: list[float], bound: float) -> list[float]:
+    """The share of delays in each tenth of [0, bound]: about 0.1 each for full jitter."""
+    counts = [0] * 10
+    for delay in delays:
+        counts[min(9, int(10 * delay / bound))] += 1
+    return [count / len(delays) for count in counts]
 
 
 class FullJitter(Exercise):
@@ -115,11 +136,63 @@ def full_jitter(attempt, base, cap, rng):
 """,
             "exceeds the cap",
         ),
+        WrongAnswer(
+            "all or nothing: no wait, or the whole bound",
+            """
+def full_jitter(attempt, base, cap, rng):
+    return rng.choice([0.0, min(cap, base * 2**attempt)])
+""",
+            "only 2 different delays",
+        ),
+        WrongAnswer(
+            "whole seconds only",
+            """
+def full_jitter(attempt, base, cap, rng):
+    return float(rng.randint(0, int(min(cap, base * 2**attempt))))
+""",
+            "returned the same delay",
+        ),
+        WrongAnswer(
+            "skewed to zero (a squared random number)",
+            """
+def full_jitter(attempt, base, cap, rng):
+    return min(cap, base * 2**attempt) * rng.random() ** 2
+""",
+            "skewed towards 0",
+        ),
+        WrongAnswer(
+            "near-equal: a random share of the upper 70%",
+            """
+def full_jitter(attempt, base, cap, rng):
+    bound = min(cap, base * 2**attempt)
+    return rng.uniform(0.3 * bound, bound)
+""",
+            "skewed towards the bound",
+        ),
+        WrongAnswer(
+            "a bell curve around half the bound",
+            """
+def full_jitter(attempt, base, cap, rng):
+    bound = min(cap, base * 2**attempt)
+    return min(bound, max(0.0, rng.gauss(bound / 2, bound / 4)))
+""",
+            "not spread evenly",
+        ),
+        WrongAnswer(
+            "exponentially distributed, clipped at the bound",
+            """
+def full_jitter(attempt, base, cap, rng):
+    bound = min(cap, base * 2**attempt)
+    return min(bound, rng.expovariate(2 / bound))
+""",
+            "skewed towards 0",
+        ),
     )
     secrets = ("uniform(0, min(cap, base * 2**attempt))", "uniform(0, min(cap, base * 2 ** attempt))")
     correct_message = (
-        f"`full_jitter` stays within [0, min(cap, base × 2^attempt)], spreads its delays over the whole "
-        f"range and reproduces them from a seeded `rng` ({len(CASES)} cases, {DRAWS} draws each)."
+        f"`full_jitter` stays within [0, min(cap, base × 2^attempt)], spreads its delays evenly over the "
+        f"whole range (a Kolmogorov-Smirnov test against the uniform distribution) and reproduces them "
+        f"from a seeded `rng` ({len(CASES)} cases, {DRAWS} draws each)."
     )
 
     def _check(self, full_jitter: Callable[[int, float, float, random.Random], object]) -> None:
@@ -182,6 +255,27 @@ def full_jitter(attempt, base, cap, rng):
             raise Incorrect(
                 f"`{call}` never waits longer than {high:.3g} s, although attempt {attempt} may wait "
                 f"up to {bound:g} s: the range never grows with `attempt`."
+            )
+        distinct = len(set(delays))
+        if distinct < len(delays) // 20:  # millisecond steps are fine; a handful of values is not
+            raise Incorrect(
+                f"`{call}` returned only {distinct} different delays in {len(delays)} draws: the crowd "
+                f"still comes back in {distinct} blocks. Draw a float anywhere in the range."
+            )
+        share = tenths(delays, bound)
+        mean = sum(delays) / len(delays) / bound
+        if ks_uniform(delays, bound) > KS_LIMIT:
+            skew = (
+                "skewed towards 0"
+                if mean < 0.45
+                else "skewed towards the bound"
+                if mean > 0.55
+                else "not spread evenly"
+            )
+            raise Incorrect(
+                f"`{call}` is {skew}: of {len(delays)} delays, {share[0]:.0%} fall in the lowest tenth of "
+                f"the range and {share[-1]:.0%} in the highest, where full jitter puts about 10% in every "
+                "tenth. Every moment in the range must be equally likely, or the crowd bunches up."
             )
 
 

@@ -143,11 +143,55 @@ def on_leave(counts, room):
 """,
             "returned None",
         ),
+        WrongAnswer(
+            "keeps empty rooms in counts",
+            """
+def on_join(counts, room):
+    counts[room] = counts.get(room, 0) + 1
+    return counts[room] == 1
+
+def on_leave(counts, room):
+    counts[room] -= 1
+    return counts[room] == 0
+""",
+            "still holds",
+        ),
+        WrongAnswer(
+            "a set of subscribed rooms instead of counts",
+            """
+def on_join(counts, room):
+    if room in counts:
+        return False
+    counts[room] = 1
+    return True
+
+def on_leave(counts, room):
+    return counts.pop(room, None) is not None
+""",
+            "go deaf",
+        ),
+        WrongAnswer(
+            "subscribes on odd counts",
+            """
+def on_join(counts, room):
+    counts[room] = counts.get(room, 0) + 1
+    return counts[room] % 2 == 1
+
+def on_leave(counts, room):
+    counts[room] -= 1
+    if counts[room] == 0:
+        del counts[room]
+        return True
+    return False
+""",
+            "already subscribed",
+        ),
     )
     secrets = ("counts.get(room, 0) + 1\n    return counts[room] == 1", "del counts[room]")
     correct_message = (
         f"over {len(SCRIPT)} joins and leaves in two rooms, this process subscribed each room exactly "
-        "when its first local member arrived and unsubscribed exactly when its last one left."
+        "when its first local member arrived and unsubscribed exactly when its last one left, "
+        "and `counts` kept no empty room."
     )
 
     def _check(
@@ -169,6 +213,12 @@ def on_leave(counts, room):
                 raise Incorrect(f"`{call}` returned {article(type(got).__name__)}; answer True or False.")
             if got != expected:
                 raise Incorrect(self._diagnose(call, action, room, got, members, story))
+            if members[room] == 0 and room in counts:
+                raise Incorrect(
+                    f"After the steps {story}, nobody is left in `{room}`, yet `counts` still holds "
+                    f"`{room!r}: {counts[room]!r}`: a process that has seen thousands of rooms keeps every "
+                    "one of them. Remove a room from `counts` when its last member leaves."
+                )
 
     @staticmethod
     def _diagnose(

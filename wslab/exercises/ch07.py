@@ -19,10 +19,15 @@ from websockets.asyncio.client import connect
 
 from wslab.exercises._core import Chapter, Exercise, Incorrect, NotAttempted, WrongAnswer, maybe_await
 
-SILENT_TIMEOUT = 0.1
-"""The ``timeout`` the checker passes on the silent server."""
-GIVE_UP_AFTER = 1.0
-"""How long the checker lets the helper wait there before calling it unbounded."""
+SILENT_TIMEOUTS = (0.05, 0.5)
+"""The ``timeout`` values the checker passes on the silent server. Two, ten times apart, so a helper that
+ignores its argument (a fixed deadline) or scales it (milliseconds, a doubled margin) misses one of them:
+no constant fits both windows below, and no multiple of ``timeout`` beyond ±60 % fits the long one."""
+SLACK = 0.3
+"""Seconds a helper may take beyond its ``timeout`` before the checker calls it unbounded: room for a
+busy event loop (a laptop in a workshop), far below any scaling mistake."""
+EARLY = 0.9
+"""A helper that gives up before this share of its ``timeout`` is not waiting as long as it was asked."""
 
 
 class RecvWithTimeout(Exercise):
@@ -80,11 +85,61 @@ async def recv_with_timeout(ws, timeout):
 """,
             "still waiting",
         ),
+        WrongAnswer(
+            "a fixed deadline, ignoring the argument",
+            """
+import asyncio
+async def recv_with_timeout(ws, timeout):
+    return await asyncio.wait_for(ws.recv(), 0.2)
+""",
+            "before its 0.5 s were up",
+        ),
+        WrongAnswer(
+            "a long fixed deadline, ignoring the argument",
+            """
+import asyncio
+async def recv_with_timeout(ws, timeout):
+    async with asyncio.timeout(1):
+        return await ws.recv()
+""",
+            "not bounded by the `timeout` it is given",
+        ),
+        WrongAnswer(
+            "a doubled margin",
+            """
+import asyncio
+async def recv_with_timeout(ws, timeout):
+    return await asyncio.wait_for(ws.recv(), 2 * timeout)
+""",
+            "still waiting after 0.8 s",
+        ),
+        WrongAnswer(
+            "half the timeout",
+            """
+import asyncio
+async def recv_with_timeout(ws, timeout):
+    return await asyncio.wait_for(ws.recv(), timeout / 2)
+""",
+            "before its",
+        ),
+        WrongAnswer(
+            "asyncio.wait, which returns instead of raising",
+            """
+import asyncio
+async def recv_with_timeout(ws, timeout):
+    done, pending = await asyncio.wait({asyncio.ensure_future(ws.recv())}, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    return done.pop().result() if done else None
+""",
+            "returned None",
+        ),
     )
     secrets = ("return await ws.recv()\n", "wait_for(ws.recv(), timeout)")
     correct_message = (
-        f"`recv_with_timeout` returns what the echo server sends, and gives up on the silent server with "
-        f"`TimeoutError` within {GIVE_UP_AFTER:g} s."
+        "`recv_with_timeout` returns what the echo server sends, and on the silent server raises "
+        f"`TimeoutError` when the `timeout` it is given is up "
+        f"({' s and '.join(map(str, SILENT_TIMEOUTS))} s), not before and not much later."
     )
     call_timeout = 3.0
 
@@ -110,24 +165,30 @@ async def recv_with_timeout(ws, timeout):
                         f"`recv_with_timeout(ws, 1.0)` returned {got!r} on a server that echoes; it should "
                         "return the message received."
                     )
-            async with connect(silent.ws_url("/ws/chat/lobby"), ping_interval=None, proxy=None) as ws:
-                await self._silent(recv_with_timeout, ws)
+            for timeout in SILENT_TIMEOUTS:
+                async with connect(silent.ws_url("/ws/chat/lobby"), ping_interval=None, proxy=None) as ws:
+                    await self._silent(recv_with_timeout, ws, timeout)
 
-    async def _silent(self, recv_with_timeout: Callable[..., Any], ws: Any) -> None:
-        call = f"recv_with_timeout(ws, {SILENT_TIMEOUT:g})"
+    async def _silent(self, recv_with_timeout: Callable[..., Any], ws: Any, timeout: float) -> None:
+        call = f"recv_with_timeout(ws, {timeout:g})"
         started = time.monotonic()
-        bound = asyncio.timeout(GIVE_UP_AFTER)
+        give_up_after = timeout + SLACK
+        bound = asyncio.timeout(give_up_after)
         try:
             async with bound:
-                got = await maybe_await(recv_with_timeout(ws, SILENT_TIMEOUT))
+                got = await maybe_await(recv_with_timeout(ws, timeout))
         except TimeoutError:
             if bound.expired():
                 raise Incorrect(
-                    f"`{call}` on a server that never answers was still waiting after {GIVE_UP_AFTER:g} s: "
-                    "the wait is not bounded by `timeout` (in seconds)."
+                    f"`{call}` on a server that never answers was still waiting after {give_up_after:g} s: "
+                    "the wait is not bounded by the `timeout` it is given (in seconds)."
                 ) from None
-            if time.monotonic() - started < SILENT_TIMEOUT / 2:
-                raise Incorrect(f"`{call}` gave up long before {SILENT_TIMEOUT:g} s.") from None
+            waited = time.monotonic() - started
+            if waited < EARLY * timeout:
+                raise Incorrect(
+                    f"`{call}` gave up after {waited:.2g} s, before its {timeout:g} s were up: use the "
+                    "`timeout` it is given, in seconds, as it is."
+                ) from None
             return
         except NotImplementedError as exc:
             raise NotAttempted(self._not_attempted_message("recv_with_timeout")) from exc

@@ -70,6 +70,41 @@ SCENARIOS = (
         "polling",
         "two minutes of delay is fine: half a request a minute beats holding a connection open",
     ),
+    # Near the two thresholds, so that a threshold anywhere in a wide gap does not pass by luck.
+    Scenario(
+        "shared cursor in a document editor",
+        {"client_messages_per_minute": 2, "max_delay_s": 1, "updates_per_minute": 20},
+        "websocket",
+        "the client sends twice a minute, every minute: more than once a minute is talking, and each of "
+        "those messages would be a separate HTTP request beside the stream",
+    ),
+    Scenario(
+        "sports scores with a daily vote",
+        {"client_messages_per_minute": 0.5, "max_delay_s": 10, "updates_per_minute": 6},
+        "sse",
+        "the client sends less than once a minute: one plain request now and then, beside a one-way "
+        "stream, costs less than a two-way channel",
+    ),
+    Scenario(
+        "a status page read once a minute",
+        {"client_messages_per_minute": 1, "max_delay_s": 30, "updates_per_minute": 1},
+        "sse",
+        "once a minute is not more than once a minute: the client is not talking, and a 30 s freshness "
+        "target needs a stream or a request every 30 s",
+    ),
+    Scenario(
+        "weather widget",
+        {"client_messages_per_minute": 0, "max_delay_s": 60, "updates_per_minute": 0.2},
+        "polling",
+        "a minute of delay is fine here: one request a minute meets it, without a connection held open",
+    ),
+    Scenario(
+        "delivery tracker",
+        {"client_messages_per_minute": 0, "max_delay_s": 50, "updates_per_minute": 0.5},
+        "sse",
+        "50 s is less than a minute: polling often enough for it costs more requests than the stream "
+        "costs to hold",
+    ),
 )
 
 
@@ -141,11 +176,63 @@ def choose_transport(requirements):
 """,
             "should be one of",
         ),
+        WrongAnswer(
+            "any client message means WebSocket",
+            """
+def choose_transport(requirements):
+    if requirements["client_messages_per_minute"] > 0:
+        return "websocket"
+    return "polling" if requirements["max_delay_s"] >= 60 else "sse"
+""",
+            "the client sends less than once a minute",
+        ),
+        WrongAnswer(
+            "WebSocket only for chatty clients (10 a minute and up)",
+            """
+def choose_transport(requirements):
+    if requirements["client_messages_per_minute"] >= 10:
+        return "websocket"
+    return "polling" if requirements["max_delay_s"] >= 60 else "sse"
+""",
+            "the client sends twice a minute",
+        ),
+        WrongAnswer(
+            "polling only beyond a minute",
+            """
+def choose_transport(requirements):
+    if requirements["client_messages_per_minute"] > 1:
+        return "websocket"
+    return "polling" if requirements["max_delay_s"] > 60 else "sse"
+""",
+            "a minute of delay is fine here",
+        ),
+        WrongAnswer(
+            "polling from 30 s up",
+            """
+def choose_transport(requirements):
+    if requirements["client_messages_per_minute"] > 1:
+        return "websocket"
+    return "polling" if requirements["max_delay_s"] >= 30 else "sse"
+""",
+            "30 s freshness target",
+        ),
+        WrongAnswer(
+            "update rate decides instead of delay",
+            """
+def choose_transport(requirements):
+    if requirements["client_messages_per_minute"] > 1:
+        return "websocket"
+    return "polling" if requirements["updates_per_minute"] < 1 else "sse"
+""",
+            "a 5 s freshness target",
+        ),
     )
     secrets = ('["max_delay_s"] >= 60', '["client_messages_per_minute"] > 1')
     correct_message = (
-        "`choose_transport` picks the two-way channel when the client talks, a stream when a one-way feed "
-        "must be fresh, and plain requests when a minute's delay is fine: the chapter's table."
+        f"`choose_transport` picks the right transport for all {len(SCENARIOS)} features, including those "
+        "right at the thresholds: the two-way channel when the client talks (more than once a minute), a "
+        "stream when a one-way feed must be fresher than a minute, and plain requests when a minute's "
+        "delay is fine: the chapter's table."
     )
 
     def _check(self, choose_transport: Callable[[dict[str, Any]], Any]) -> None:
