@@ -19,7 +19,7 @@ from wslab.chat import ConnectionManager, create_app, issue_token
 from wslab.chat.auth import Claims, Revocations
 from wslab.chat.rooms import Member
 from wslab.clients import LabClient
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 

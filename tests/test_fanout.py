@@ -23,7 +23,7 @@ from wslab.chat import ChatSettings, create_app, issue_token
 from wslab.chat.fanout import FanOutHealth, FanOutManager, redis_client
 from wslab.clients import LabClient
 from wslab.netem import FaultProxy, Mode
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 

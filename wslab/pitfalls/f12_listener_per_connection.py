@@ -1,6 +1,6 @@
 """F12, one Redis subscription per WebSocket: every message arrives N times, connections grow with users.
 
-The reference fan-out (:mod:`wslab.chat.fanout_pubsub`) keeps **one** subscriber connection per
+The reference fan-out (:mod:`wslab.chat.fanout.pubsub`) keeps **one** subscriber connection per
 process, subscribes a room when its first local member joins (ref-counted), and its one listener hands
 each message to each local member once. This variant does what the "scale your FastAPI chat with Redis"
 tutorials write instead, inside the WebSocket handler::

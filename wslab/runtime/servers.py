@@ -357,7 +357,7 @@ class ProcessServer(ServerHandle):
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "wslab.replica",
+            "wslab.runtime.replica",
             spec,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -1,8 +1,8 @@
 """Fan-out across processes: one interface, three backends, chosen when the app is created.
 
 * ``memory`` (the default): one process, :class:`~wslab.chat.rooms.ConnectionManager` as it is.
-* ``pubsub`` (:mod:`wslab.chat.fanout_pubsub`): Redis pub/sub, at-most-once (catalogue F11-F14).
-* ``streams`` (:mod:`wslab.chat.fanout_streams`): one Redis stream per room; a client that reconnects
+* ``pubsub`` (:mod:`wslab.chat.fanout.pubsub`): Redis pub/sub, at-most-once (catalogue F11-F14).
+* ``streams`` (:mod:`wslab.chat.fanout.streams`): one Redis stream per room; a client that reconnects
   with its last ``id`` and ``epoch`` gets exactly what it missed, or an explicit ``resync`` (F18).
 
 A Redis backend never lets a member wait on Redis, nor Redis wait on a member: ``broadcast`` puts the
@@ -472,11 +472,11 @@ def create_fanout(
     if redis_url is None:
         raise ValueError(f"the {backend!r} fan-out needs ChatSettings.redis_url")
     if backend == "pubsub":
-        from wslab.chat.fanout_pubsub import PubSubFanOut
+        from wslab.chat.fanout.pubsub import PubSubFanOut
 
         return PubSubFanOut(redis_url, timeout=redis_timeout, presence_ttl=presence_ttl)
     if backend == "streams":
-        from wslab.chat.fanout_streams import StreamsFanOut
+        from wslab.chat.fanout.streams import StreamsFanOut
 
         return StreamsFanOut(
             redis_url, maxlen=stream_maxlen, timeout=redis_timeout, presence_ttl=presence_ttl

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from wslab.components import ComponentMissing, find_nginx
 from wslab.events import EventLog
-from wslab.servers import HOST, ServerHandle, _die_with_parent, free_port
+from wslab.runtime.servers import HOST, ServerHandle, _die_with_parent, free_port
 
 READY_TIMEOUT = 10.0
 

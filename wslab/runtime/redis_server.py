@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 
 from wslab.components import ComponentMissing, find_redis
 from wslab.events import EventLog
-from wslab.servers import HOST, _die_with_parent, free_port
+from wslab.runtime.servers import HOST, _die_with_parent, free_port
 
 READY_TIMEOUT = 10.0
 """Seconds a starting redis-server may take to answer PING."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from wslab.chat.fanout import (
+from wslab.chat.fanout.base import (
     PRESENCE_TTL,
     REDIS_TIMEOUT,
     Entry,
