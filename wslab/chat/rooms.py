@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from wslab.chat.auth import Revocations
-from wslab.chat.protocol import Joined, Left, Ready, ServerMessage
+from wslab.chat.protocol import Joined, Left, Ready, Resume, ServerMessage
 from wslab.wire import CloseCode
 
 Report = Callable[[str, str], None]
@@ -150,10 +150,21 @@ class ConnectionManager:
         self.report("revoked", f"{user}: tokens revoked ({reason}), {len(live)} connection(s) closing")
         return len(live)
 
+    async def aclose(self) -> None:
+        """Release what the manager holds when the app shuts down: nothing here.
+
+        Members leave with their own handlers; a manager that opens connections of its own (a Redis
+        client, F12's listeners) overrides this, and the app's lifespan calls it.
+        """
+
     # -- membership ------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
-        """Join ``room`` as ``user`` for the duration of the block; leaving is guaranteed."""
+    async def membership(self, room: str, user: str, resume: Resume | None = None) -> AsyncIterator[Member]:
+        """Join ``room`` as ``user`` for the duration of the block; leaving is guaranteed.
+
+        ``resume`` (where the client says it left off) means nothing in one process, which keeps no
+        history; a manager with a fan-out backend (:class:`~wslab.chat.fanout.FanOutManager`) uses it.
+        """
         member = self._join(room, user)
         try:
             yield member
