@@ -25,7 +25,8 @@ from pathlib import Path
 
 from wslab.components import ComponentMissing, find_nginx
 from wslab.events import EventLog
-from wslab.runtime.servers import HOST, ServerHandle, _die_with_parent, free_port
+from wslab.runtime.process import HOST, free_port, kill_now, spawn, terminate
+from wslab.runtime.servers import ServerHandle
 
 READY_TIMEOUT = 10.0
 
@@ -163,10 +164,9 @@ class Nginx:
         self.config_path.write_text(self.config)
         verdict = self.validate()
         self.events.record(self.source, "validated", verdict)
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await spawn(
             self.binary, "-p", str(self.directory), "-c", str(self.config_path),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.events.alias(f"{HOST}:{self.port}", self.name)
         await self._wait_ready()
@@ -216,22 +216,14 @@ class Nginx:
         """Stop nginx (SIGQUIT: finish, then exit; SIGKILL if it lingers) and remove its directory."""
         process, self.process = self.process, None
         if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)  # fast shutdown: close connections now
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+            await terminate(process, signal.SIGTERM)  # fast shutdown: close connections now
             self.events.record(self.source, "stopped", "")
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def kill_blocking(self) -> None:
         """Kernel exit: no loop runs any more."""
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+        if self.process is not None:
+            kill_now(self.process)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __repr__(self) -> str:
