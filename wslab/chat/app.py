@@ -27,7 +27,7 @@ from fastapi import FastAPI, Header, HTTPException, WebSocket
 from wslab.chat.auth import TokenExpired, TokenInvalid, verify_token
 from wslab.chat.fanout import FanOut, FanOutManager, HasHealth, MemoryFanOut, create_fanout
 from wslab.chat.page import add_page
-from wslab.chat.rooms import ConnectionManager, Report, no_report
+from wslab.chat.rooms import ConnectionManager, Report, log_report, no_report
 from wslab.chat.session import ChatSession
 from wslab.chat.settings import ChatSettings, settings_from_env
 
@@ -121,6 +121,8 @@ def create_app_from_env() -> FastAPI:
 
     ``WSLAB_CHAT_SECRET`` (shared by every replica, so one token works on all), ``WSLAB_CHAT_BACKEND``
     (memory, the default, | pubsub | streams), ``REDIS_URL``, and any other field of
-    :class:`ChatSettings` as ``WSLAB_CHAT_<FIELD>`` (see :func:`settings_from_env`).
+    :class:`ChatSettings` as ``WSLAB_CHAT_<FIELD>`` (see :func:`settings_from_env`). What the app reports
+    goes to the ``wslab.chat`` logger (:func:`~wslab.chat.rooms.log_report`), which a replica started by
+    the lab forwards to ``lab.events``.
     """
-    return create_app(settings_from_env(os.environ))
+    return create_app(settings_from_env(os.environ), report=log_report)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,20 @@ Report = Callable[[str, str], None]
 
 def no_report(kind: str, message: str) -> None:
     """The default report hook: do nothing."""
+
+
+LOGGER = logging.getLogger("wslab.chat")
+"""Where :func:`log_report` writes: a replica process forwards the ``wslab`` loggers to its lab."""
+
+
+def log_report(kind: str, message: str) -> None:
+    """A report hook for an app in another process: an INFO record on ``wslab.chat`` tagged ``wslab_kind``.
+
+    Why a logger: a replica (``wslab.runtime.replica``) cannot call the lab's ``events.record``; it sends
+    each ``wslab`` log record to the lab as a JSON line, and the record's ``wslab_kind`` becomes the
+    event's kind there (``joined``, ``left``, ``evicted``...), as if the app had reported in-process.
+    """
+    LOGGER.info(message, extra={"wslab_kind": kind})
 
 
 @dataclass
