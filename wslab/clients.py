@@ -29,6 +29,16 @@ from wslab.backoff import Action, Backoff, Decision, FullJitterBackoff, decide
 from wslab.events import EventLog, Table
 from wslab.wire import CloseCode
 
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ClientState",
+    "LabClient",
+    "ReconnectingClient",
+    "TokenProvider",
+    "TranscriptEntry",
+    "describe_close",
+]
+
 DEFAULT_TIMEOUT = 2.0
 """Seconds a read waits by default: long enough for any lab step, short enough to fail fast."""
 

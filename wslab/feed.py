@@ -46,6 +46,28 @@ from websockets.exceptions import ConnectionClosed
 from wslab.events import EventLog
 from wslab.wire import CloseCode
 
+__all__ = [
+    "HISTORY",
+    "MAX_MESSAGE",
+    "MAX_RECORDED",
+    "MAX_WAIT",
+    "QUEUE_SIZE",
+    "FeedEvent",
+    "FeedHub",
+    "PollingClient",
+    "Received",
+    "SSEClient",
+    "SSEEvent",
+    "SSEParser",
+    "Subscription",
+    "WebSocketFeedClient",
+    "create_feed_app",
+    "dumps",
+    "format_sse",
+    "http_request",
+    "live_after",
+]
+
 HISTORY = 1000
 """Events a hub keeps for resuming clients."""
 QUEUE_SIZE = 256

@@ -28,6 +28,18 @@ from wslab.chat.auth import Revocations
 from wslab.chat.protocol import Joined, Left, Ready, Resume, ServerMessage
 from wslab.wire import CloseCode
 
+__all__ = [
+    "LOGGER",
+    "ConnectionManager",
+    "Eviction",
+    "Member",
+    "Report",
+    "Room",
+    "Stats",
+    "log_report",
+    "no_report",
+]
+
 Report = Callable[[str, str], None]
 """``report(kind, message)``: where the app tells the outside world what happened. Never ``print``."""
 

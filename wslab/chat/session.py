@@ -53,6 +53,8 @@ from wslab.chat.rooms import ConnectionManager, Member, Report
 from wslab.chat.settings import ChatSettings
 from wslab.wire import CloseCode
 
+__all__ = ["ChatSession", "CloseConnection", "PeerGone", "State"]
+
 
 class State(enum.Enum):
     """Where a connection is in its life; only the transitions in ``_NEXT`` are legal."""
