@@ -185,7 +185,7 @@ class ChatSession:
 
     # -- before accept() ---------------------------------------------------------------------------------
     def _origin_allowed(self) -> bool:
-        """Whether the page that opened this socket may (F25): a browser always sends ``Origin``."""
+        """Whether the web page that opened this socket may: ``Origin`` against the settings' allowlist."""
         headers = self.websocket.headers
         return origin_allowed(headers.get("origin"), headers.get("host"), self.settings)
 
