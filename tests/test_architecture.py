@@ -200,3 +200,59 @@ def test_every_name_a_notebook_imports_is_in_its_module_s_all() -> None:
             if public is None or name not in public:
                 missing.append(f"{module}.{name}")
     assert missing == []
+
+
+def test_lessons_never_import_the_runtime() -> None:
+    """The lab's process plumbing is reached through ``Lab``; a notebook that imports it is a smell."""
+    assert sorted(m for m in notebook_imports() if m.startswith("wslab.runtime")) == []
+
+
+def mentioned_names() -> dict[str, set[str]]:
+    """Every ```wslab.x.y``` and ```wslab/x/y.py``` in the notebooks' markdown, the README and docs/."""
+    texts: dict[str, str] = {
+        str(p.relative_to(ROOT)): p.read_text(encoding="utf-8") for p in DOC.parent.glob("*.md")
+    }
+    texts["README.md"] = (ROOT / "README.md").read_text(encoding="utf-8")
+    for path in sorted((ROOT / "notebooks").rglob("*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        texts[str(path.relative_to(ROOT))] = "\n".join(
+            "".join(c["source"]) for c in cells if c["cell_type"] == "markdown"
+        )
+    return {
+        where: set(re.findall(r"`(wslab(?:\.\w+)+|wslab/[\w/]+\.py)[`(]", text))
+        for where, text in texts.items()
+    }
+
+
+def resolves(name: str) -> bool:
+    """A path that exists, or a dotted name that is a module of wslab or an attribute of one."""
+    if "/" in name:
+        return (ROOT / name).is_file()
+    modules = module_names()
+    parts = name.split(".")
+    cut = max((n for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in modules), default=0)
+    if cut == len(parts):
+        return True  # found as a file; not imported (``wslab.__main__`` runs the command line)
+    obj: object = importlib.import_module(".".join(parts[:cut]))
+    for attribute in parts[cut:]:
+        if not hasattr(obj, attribute):
+            return False
+        obj = getattr(obj, attribute)
+    return True
+
+
+def test_every_module_the_prose_names_exists() -> None:
+    """After a module moves, the README, docs/ and the notebooks must not send anyone to its old place."""
+    stale = sorted(
+        f"{where}: {name}"
+        for where, names in mentioned_names().items()
+        for name in names
+        if not resolves(name)
+    )
+    assert stale == []
+
+
+def test_a_moved_module_is_reported_as_stale() -> None:
+    assert resolves("wslab.runtime.servers.ThreadServer") and resolves("wslab/chat/fanout/pubsub.py")
+    assert not resolves("wslab.servers.ThreadServer") and not resolves("wslab/chat/fanout_pubsub.py")
+    assert not resolves("wslab.chat.NoSuchThing")
