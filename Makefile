@@ -80,8 +80,9 @@ offline-check: wheelhouse
 doctor: $(STAMP)
 	$(BIN)/python -m wslab doctor
 
+## Style and types: ruff, then mypy (strict on wslab/, configured in pyproject.toml; zero errors).
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 # the comparison libraries, constrained by the lock so the tested set stays as it is
 bench: $(STAMP)
@@ -91,4 +92,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py --quick
 
 clean:
-	rm -rf $(VENV) .venv-3.12 .venv-3.13 $(LATEST) build wheelhouse *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 $(LATEST) build wheelhouse *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

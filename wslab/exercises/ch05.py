@@ -39,7 +39,7 @@ RNG = _Shown("rng")
 
 
 def _bound(attempt: int, base: float, cap: float) -> float:
-    return min(cap, base * 2**attempt)
+    return min(cap, base * 2.0**attempt)
 
 
 def ks_uniform(delays: list[float], bound: float) -> float:
