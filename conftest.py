@@ -25,6 +25,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``-n 2 --dist loadgroup``) a notebook's cells share one kernel, so they must
+    run in order on one worker: each notebook is one group. Every other test is spread on its own."""
+    for item in items:
+        if item.nodeid.split("::")[0].endswith(".ipynb"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     global _session_start
     _session_start = Snapshot.take()
