@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml $(LOCK)
 
 ## Start the course in JupyterLab (opens notebooks/).
 # JupyterLab refuses to run as root without --allow-root (containers, CI boxes); pass it only there.
+# jupyter/labconfig makes Markdown pages (notebooks/failures/README.md) open rendered, not as source.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root) $(ARGS)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter $(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root) $(ARGS)
 
 ## Run every test: unit tests, integration tests and every notebook under strict nbval.
 ## PYTEST_ARGS passes options on, e.g. make test PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS=tests/test_lab.py
