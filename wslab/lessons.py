@@ -79,6 +79,7 @@ async def join_chat(
     name: str | None = None,
     ttl: float = 600.0,
     timeout: float = 5.0,
+    resume: dict[str, Any] | None = None,
     **connect_options: Any,
 ) -> LabClient:
     """Connect to the reference chat as ``user`` and authenticate in the first message.
@@ -87,6 +88,7 @@ async def join_chat(
     ``{"type": "auth", "token": ...}``, and wait for ``{"type": "ready"}``. Give either ``token`` or
     the ``secret`` to sign one with (valid ``ttl`` seconds). ``server`` is a server handle or a ws://
     URL (through a proxy, say). ``name`` is the client's name in the lab (default: ``user``).
+    ``resume`` adds fields to the auth message (``{"last_seq": 41}``: chapter 06's resume cursor).
 
     Raises ``AssertionError`` with the server's answer if it is not ``ready``: a lesson that fails to
     join should say why at once, not time out later.
@@ -97,7 +99,7 @@ async def join_chat(
         token = issue_token(user, secret, ttl)
     url = server if isinstance(server, str) else server.ws_url(f"/ws/chat/{room}")
     client: LabClient = await lab.connect(url, name=name or user, **connect_options)
-    await client.send_json({"type": "auth", "token": token})
+    await client.send_json({"type": "auth", "token": token, **(resume or {})})
     try:
         answer = await client.recv_json(timeout=timeout)
     except ConnectionError as closed:  # refused: the close code says why (4001, 4003, ...)
