@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from wslab.chat.auth import issue_token
@@ -51,6 +52,7 @@ __all__ = [
     "join_chat",
     "reporter",
     "small_send_buffer",
+    "start_plain_uvicorn",
     "until",
 ]
 
@@ -193,6 +195,28 @@ def small_send_buffer(size: int = 64 * 1024) -> type[WebSocketsSansIOProtocol]:
             super().connection_made(transport)
 
     return SmallSendBuffer
+
+
+async def start_plain_uvicorn(app: Any, **options: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """Run ``app`` with a bare ``uvicorn.Server`` on this loop: (server, its task, its port).
+
+    ``lab.serve`` stops servers quickly and politely, which is what most lessons want. A lesson about
+    uvicorn's *own* shutdown (``should_exit``, ``timeout_graceful_shutdown``, what it logs while it
+    waits) needs the server object itself; this starts one as ``uvicorn.run`` would, minus the signal
+    handlers (the kernel keeps its own) and the log configuration (use :func:`capture_logs`). The
+    caller stops it: set ``server.should_exit`` and await the task.
+    """
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off", **options)
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+            raise RuntimeError("uvicorn exited before it started")
+        await asyncio.sleep(0.005)
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    return server, task, port
 
 
 class RawPeer:
