@@ -17,6 +17,7 @@ from wslab.lessons import (
     chat_texts,
     hears,
     join_chat,
+    post_json,
     reporter,
     small_send_buffer,
     until,
@@ -115,3 +116,15 @@ async def test_a_stalled_client_is_evicted_and_then_reads_its_backlog() -> None:
             stalled.close()
         with pytest.raises(AssertionError, match="could not join"):
             await StalledClient.join(server.port, "eve", secret="wrong-secret-0123456789abcdef0123456789")
+
+
+async def test_post_json_returns_the_answer_and_error_statuses_without_raising() -> None:
+    async with Lab() as lab:
+        server = await lab.serve(create_app(ChatSettings(secret=SECRET)), name="chat")
+        alice = await join_chat(lab, server, "alice", secret=SECRET)
+        token = issue_token("alice", SECRET, 60)
+        answer = await post_json(server.url + "/logout", token=token)
+        assert answer == {"user": "alice", "connections_closed": 1}
+        assert (await alice.wait_closed()).startswith("4001")
+        refused = await post_json(server.url + "/logout", token=token)  # already revoked
+        assert refused["status"] == 401 and "bearer token" in refused["detail"]

@@ -18,6 +18,8 @@ import json
 import logging
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -50,6 +52,7 @@ __all__ = [
     "chat_texts",
     "hears",
     "join_chat",
+    "post_json",
     "reporter",
     "small_send_buffer",
     "start_plain_uvicorn",
@@ -153,6 +156,32 @@ def chat_texts(client: LabClient, since: int = 0) -> list[str]:
         if message.get("type") == "message":
             texts.append(message["text"])
     return texts
+
+
+async def post_json(url: str, body: Any = None, *, token: str | None = None) -> dict[str, Any]:
+    """POST ``body`` as JSON to ``url`` (with a bearer ``token`` if given) and return the JSON answer.
+
+    The chat's login (``/token``) and logout (``/logout``) are plain HTTP. An error status does not
+    raise: its JSON body comes back with ``"status"`` added, because a refused logout is something a
+    lesson shows, not a crash. The request runs in a thread so the servers on this loop keep serving.
+    """
+
+    def send() -> dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method="POST", headers=headers)
+        try:
+            # no HTTP(S)_PROXY from the environment: lab traffic never leaves 127.0.0.1
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(request, timeout=5) as response:
+                answer: dict[str, Any] = json.loads(response.read())
+                return answer
+        except urllib.error.HTTPError as exc:
+            return {"status": exc.code, **json.loads(exc.read())}
+
+    return await asyncio.to_thread(send)
 
 
 @contextlib.contextmanager
