@@ -186,20 +186,26 @@ async def post_json(url: str, body: Any = None, *, token: str | None = None) -> 
 
 @contextlib.contextmanager
 def capture_logs(
-    events: EventLog, logger: str, source: str, keep: Callable[[logging.LogRecord], bool] | None = None
+    events: EventLog,
+    logger: str,
+    source: str,
+    keep: Callable[[logging.LogRecord], bool] | None = None,
+    kind: str | None = None,
 ) -> Iterator[None]:
     """Route the records of the standard-library ``logger`` into the event log as ``source`` events.
 
     uvicorn and asyncio log through ``logging``; a handler that prints would write into whatever cell
-    runs next. Inside this block their records become events (kind: the level, lower case), which a
-    cell shows or counts. ``keep`` filters records. The handler is removed on the way out, so running a
-    cell twice never adds a second one.
+    runs next. Inside this block their records become events, which a cell shows or counts: of kind
+    ``kind`` (default: the level, lower case), with the record's ``args`` in the event's data. ``keep``
+    filters records. The handler is removed on the way out, so running a cell twice never adds a second
+    one. Records may come from any thread (a server in a thread logs there); the event log is thread-safe.
     """
 
     class _ToEvents(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if keep is None or keep(record):
-                events.record(source, record.levelname.lower(), record.getMessage())
+                label = kind or record.levelname.lower()
+                events.record(source, label, record.getMessage(), args=record.args)
 
     handler = _ToEvents()
     target = logging.getLogger(logger)
