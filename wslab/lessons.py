@@ -17,6 +17,7 @@ import inspect
 import json
 import logging
 import socket
+import struct
 import time
 import urllib.error
 import urllib.request
@@ -303,7 +304,7 @@ class RawPeer:
     def reset(self) -> None:
         """Drop the connection with a TCP RST, as a crashed peer's kernel would: the server hears it."""
         sock = self.writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # linger 0: RST
         self.writer.transport.abort()
 
     def abort(self) -> None:
