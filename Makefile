@@ -7,7 +7,7 @@ LOCK   := requirements.lock
 # the uv release pinned in the lock: it installs the lock into the venv (fast, hash-checked)
 UV_PIN := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 
-.PHONY: lab test notebooks timings student wheelhouse offline-check lint doctor bench clean
+.PHONY: lab test notebooks timings rehearse student wheelhouse offline-check lint doctor bench clean
 
 # Create the virtualenv and install exactly the tested set (requirements.lock: versions and hashes),
 # then wslab itself. Re-runs when the lock or pyproject.toml changes. pip only bootstraps uv, which
@@ -35,8 +35,12 @@ test: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 
-## Run every notebook and print how long each takes on this machine; writes nothing (NB=path for one).
+## Run every notebook and write the measured run times into README.md and docs/instructors.md (one table, both).
 timings: $(STAMP)
+	$(BIN)/python tools/execute_notebooks.py --timings
+
+## A rehearsal for a workshop laptop: run every notebook, print how long each took, write nothing (NB=path for one).
+rehearse: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py --no-write $(NB)
 
 ## Workshop copies: build/student (answers replaced by placeholders) and build/solution (reference answers).
