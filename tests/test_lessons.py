@@ -75,7 +75,8 @@ async def test_capture_logs_routes_records_and_removes_its_handler() -> None:
             logger.warning("drop this")
         logger.warning("keep, but after the block")
         assert [e.message for e in lab.events.select(source="app")] == ["keep this"]
-        assert lab.events.last(source="app").kind == "warning"
+        last = lab.events.last(source="app")
+        assert last is not None and last.kind == "warning" and last.data["args"] == ()
         assert logger.handlers == before
 
 
