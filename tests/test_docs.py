@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import datetime
 import importlib.util
+import json
+import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -77,3 +86,46 @@ def test_the_start_page_has_the_readme_course_map_and_where_to_look_table() -> N
     assert linked == failure_notebooks, "every failure notebook has a row in the table"
     mermaid = re.compile(r"```mermaid\n(.*?)```", re.S)
     assert mermaid.search(readme).group(1) == mermaid.search(start).group(1)  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_make_lab_opens_markdown_pages_rendered(tmp_path: Path) -> None:
+    """`make lab` sets JUPYTER_CONFIG_PATH=jupyter: JupyterLab's default viewer for Markdown is the preview.
+
+    Without it, double-clicking notebooks/failures/README.md (the failure index) shows its source.
+    Checked on a real JupyterLab server's settings API, with isolated config and data directories.
+    """
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_PATH": str(ROOT / "jupyter"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+    }
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1"]
+    command += [f"--ServerApp.port={port}", "--IdentityProvider.token=t", f"--ServerApp.root_dir={tmp_path}"]
+    if os.geteuid() == 0:
+        command.append("--allow-root")
+    url = f"http://127.0.0.1:{port}/lab/api/settings/@jupyterlab/docmanager-extension:plugin?token=t"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, "jupyter lab exited"
+            try:
+                with opener.open(url, timeout=2) as response:
+                    plugin = json.loads(response.read())
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                assert time.monotonic() < deadline, "jupyter lab did not answer in 60 s"
+                time.sleep(0.25)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert plugin["schema"]["properties"]["defaultViewers"]["default"] == {"markdown": "Markdown Preview"}
