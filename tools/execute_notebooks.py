@@ -92,9 +92,11 @@ def write_timings(block: str, docs: list[Path] = TIMED_DOCS) -> None:
     for doc in docs:
         prefix = os.path.relpath(NOTEBOOKS, doc.parent).replace(os.sep, "/") + "/"
         text = doc.read_text()
-        if not BLOCK.search(text):
+        match = BLOCK.search(text)
+        if match is None:
             raise SystemExit(f"{doc}: no run-times markers ({START} ... {END})")
-        doc.write_text(BLOCK.sub(lambda _, p=prefix: block.replace("{prefix}", p), text))
+        generated = block.replace("{prefix}", prefix)
+        doc.write_text(text[: match.start()] + generated + text[match.end() :])
 
 
 def main(argv: list[str]) -> int:
