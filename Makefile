@@ -7,7 +7,7 @@ LOCK   := requirements.lock
 # the uv release pinned in the lock: it installs the lock into the venv (fast, hash-checked)
 UV_PIN := $(shell sed -n 's/^uv==\([^ ]*\).*/\1/p' $(LOCK))
 
-.PHONY: lab test test-latest lock notebooks timings student wheelhouse offline-check lint doctor bench clean
+.PHONY: lab test test-latest lock notebooks timings rehearse student wheelhouse offline-check lint doctor bench clean
 
 # Create the virtualenv and install exactly the tested set (requirements.lock: versions and hashes),
 # then wslab itself. Re-runs when the lock or pyproject.toml changes. pip only bootstraps uv, which
@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml $(LOCK)
 
 ## Start the course in JupyterLab (opens notebooks/).
 # JupyterLab refuses to run as root without --allow-root (containers, CI boxes); pass it only there.
+# jupyter/labconfig makes Markdown pages (notebooks/failures/README.md) open rendered, not as source.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root) $(ARGS)
+	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter $(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root) $(ARGS)
 
 ## Run every test: unit tests, integration tests and every notebook under strict nbval.
 ## PYTEST_ARGS passes options on, e.g. make test PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS=tests/test_lab.py
@@ -55,8 +56,12 @@ lock: $(STAMP)
 notebooks: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 
-## Run every notebook and print how long each takes on this machine; writes nothing (NB=path for one).
+## Run every notebook and write the measured run times into README.md and docs/instructors.md (one table, both).
 timings: $(STAMP)
+	$(BIN)/python tools/execute_notebooks.py --timings
+
+## A rehearsal for a workshop laptop: run every notebook, print how long each took, write nothing (NB=path for one).
+rehearse: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py --no-write $(NB)
 
 ## Workshop copies: build/student (answers replaced by placeholders) and build/solution (reference answers).

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,17 +24,9 @@ from wslab.chat.origins import origin_allowed
 from wslab.chat.protocol import ProtocolViolation, parse_client_message
 from wslab.chat.session import ChatSession, State
 from wslab.clients import LabClient
+from wslab.lessons import StalledClient, join_chat
 from wslab.runtime.servers import ServerHandle
-from wslab.wire import (
-    CloseCode,
-    FrameParser,
-    HandshakeRequest,
-    HandshakeResponse,
-    Opcode,
-    close_frame,
-    split_http_head,
-    text_frame,
-)
+from wslab.wire import CloseCode
 
 pytestmark = pytest.mark.anyio
 
@@ -72,10 +63,9 @@ def token(user: str, ttl: float = 60.0, secret: str = SECRET) -> str:
 
 async def join(lab: Lab, server: ServerHandle, user: str, room: str = "lobby", **options: Any) -> LabClient:
     """Connect as ``user``, authenticate in the first message, and check the ``ready`` answer."""
-    client = await lab.connect(server.ws_url(f"/ws/chat/{room}"), name=user, **options)
-    await client.send_json({"type": "auth", "token": token(user)})
-    ready = await client.recv_json()
-    assert ready["type"] == "ready" and ready["user"] == user and ready["room"] == room, ready
+    client = await join_chat(lab, server, user, token=token(user), room=room, timeout=2.0, **options)
+    ready = json.loads(client.received[0])  # the first thing the server says is `ready`
+    assert ready["user"] == user and ready["room"] == room, ready
     return client
 
 
@@ -320,68 +310,12 @@ async def test_reauth_before_expiry_extends_the_session() -> None:
 # --- a stalled consumer ---------------------------------------------------------------------------
 
 
-class StalledClient:
-    """A raw TCP WebSocket client that authenticates and then stops reading.
-
-    LabClient always reads in the background, so it cannot stall. This one does the handshake and
-    the auth with ``wslab.wire``, with a tiny receive buffer, and reads again only when told to.
-    """
-
-    def __init__(self, sock: socket.socket, parser: FrameParser) -> None:
-        self.sock = sock
-        self.parser = parser
-
-    @classmethod
-    async def join(cls, port: int, path: str, user: str) -> StalledClient:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: sets the window
-        sock.setblocking(False)
-        async with asyncio.timeout(2):
-            await loop.sock_connect(sock, ("127.0.0.1", port))
-            request = HandshakeRequest(path=path, host=f"127.0.0.1:{port}")
-            await loop.sock_sendall(sock, request.serialize())
-            data = b""
-            while (split := split_http_head(data)) is None:
-                data += await loop.sock_recv(sock, 4096)
-            head, rest = split
-            HandshakeResponse.parse(head).check(request)
-            auth = json.dumps({"type": "auth", "token": token(user)})
-            await loop.sock_sendall(sock, text_frame(auth, mask=True).serialize())
-            parser = FrameParser(expect_masked=False)
-            frames = parser.feed(rest)
-            while not frames:
-                frames += parser.feed(await loop.sock_recv(sock, 4096))
-        assert json.loads(frames[0].text or "")["type"] == "ready"
-        return cls(sock, parser)
-
-    async def read_until_close(self, timeout: float = 5.0) -> tuple[list[dict[str, Any]], int | None]:
-        """Start reading again: every message that was waiting, then the close frame's code."""
-        loop = asyncio.get_running_loop()
-        messages: list[dict[str, Any]] = []
-        async with asyncio.timeout(timeout):
-            while True:
-                data = await loop.sock_recv(self.sock, 65536)
-                if not data:
-                    return messages, None
-                for frame in self.parser.feed(data):
-                    if frame.opcode is Opcode.CLOSE:
-                        await loop.sock_sendall(
-                            self.sock, close_frame(frame.close_code, mask=True).serialize()
-                        )
-                        return messages, frame.close_code
-                    messages.append(json.loads(frame.text or ""))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 async def test_a_stalled_consumer_is_evicted_4009_and_the_room_keeps_going() -> None:
     async with Lab() as lab:
         server, manager = await start(lab, queue_size=16, max_message_bytes=8192)
         alice = await join(lab, server, "alice")
         bob = await join(lab, server, "bob")
-        stalled = await StalledClient.join(server.port, LOBBY, "stalled")
+        stalled = await StalledClient.join(server.port, "stalled", secret=SECRET)
         try:
             sent: list[str] = []
             # random text: nothing compresses it, so it really fills the buffers (catalogue F06)

@@ -9,16 +9,13 @@ import pytest
 
 from wslab import Lab
 from wslab.clients import LabClient
+from wslab.lessons import join_chat
 
 pytestmark = pytest.mark.anyio
 
 
 async def join(lab: Lab, url: str, token: str, name: str) -> LabClient:
-    client = await lab.connect(url, name=name)
-    await client.send_json({"type": "auth", "token": token})
-    ready = await client.recv_json(timeout=5)
-    assert ready["type"] == "ready", ready
-    return client
+    return await join_chat(lab, url, name, token=token)
 
 
 async def said(client: LabClient, text: str) -> bool:

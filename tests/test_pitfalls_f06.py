@@ -10,29 +10,20 @@ receives every message, in order, and the stalled peer is closed with 4009.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import socket
 from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
 
 from wslab import Lab
-from wslab.chat import ChatSettings, ConnectionManager, create_app, issue_token
+from wslab.chat import ChatSettings, ConnectionManager, create_app
 from wslab.clients import LabClient
+from wslab.lessons import StalledClient, join_chat
 from wslab.pitfalls import f06_sequential_broadcast
 from wslab.runtime.servers import ServerHandle
 from wslab.wire import (
     CloseCode,
-    FrameParser,
-    HandshakeRequest,
-    HandshakeResponse,
-    Opcode,
-    close_frame,
-    split_http_head,
-    text_frame,
 )
 
 pytestmark = pytest.mark.anyio
@@ -50,61 +41,7 @@ async def start(lab: Lab, factory: AppFactory) -> tuple[ServerHandle, Connection
 
 
 async def join(lab: Lab, server: ServerHandle, user: str) -> LabClient:
-    client = await lab.connect(server.ws_url(LOBBY), name=user)
-    await client.send_json({"type": "auth", "token": issue_token(user, SECRET, 60)})
-    assert (await client.recv_json())["type"] == "ready"
-    return client
-
-
-class StalledClient:
-    """A raw TCP WebSocket client (``wslab.wire``) with a tiny receive buffer that stops reading.
-
-    A LabClient always reads in the background, so it cannot stall; this one reads only when told to.
-    """
-
-    def __init__(self, sock: socket.socket, parser: FrameParser) -> None:
-        self.sock = sock
-        self.parser = parser
-
-    @classmethod
-    async def join(cls, port: int, user: str) -> StalledClient:
-        loop = asyncio.get_running_loop()
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: sets the window
-        sock.setblocking(False)
-        async with asyncio.timeout(2):
-            await loop.sock_connect(sock, ("127.0.0.1", port))
-            request = HandshakeRequest(path=LOBBY, host=f"127.0.0.1:{port}")
-            await loop.sock_sendall(sock, request.serialize())
-            data = b""
-            while (split := split_http_head(data)) is None:
-                data += await loop.sock_recv(sock, 4096)
-            head, rest = split
-            HandshakeResponse.parse(head).check(request)
-            auth = json.dumps({"type": "auth", "token": issue_token(user, SECRET, 60)})
-            await loop.sock_sendall(sock, text_frame(auth, mask=True).serialize())
-            parser = FrameParser(expect_masked=False)
-            frames = parser.feed(rest)
-            while not frames:
-                frames += parser.feed(await loop.sock_recv(sock, 4096))
-        assert json.loads(frames[0].text or "")["type"] == "ready"
-        return cls(sock, parser)
-
-    async def read_until_close(self, timeout: float = 5.0) -> int | None:
-        """Read again: skip what was waiting, answer the close frame and return its code (None: EOF)."""
-        loop = asyncio.get_running_loop()
-        async with asyncio.timeout(timeout):
-            while data := await loop.sock_recv(self.sock, 65536):
-                for frame in self.parser.feed(data):
-                    if frame.opcode is Opcode.CLOSE:
-                        await loop.sock_sendall(
-                            self.sock, close_frame(frame.close_code, mask=True).serialize()
-                        )
-                        return frame.close_code
-        return None
-
-    def close(self) -> None:
-        self.sock.close()
+    return await join_chat(lab, server, user, secret=SECRET)
 
 
 async def texts(client: LabClient, wanted: int, within: float) -> list[str]:
@@ -141,7 +78,7 @@ async def test_sequential_broadcast_one_stalled_peer_stalls_everyone() -> None:
     async with Lab() as lab:
         server, manager = await start(lab, f06_sequential_broadcast.create_app)
         alice = await join(lab, server, "alice")
-        stalled = await StalledClient.join(server.port, "stalled")
+        stalled = await StalledClient.join(server.port, "stalled", secret=SECRET)
         bob = await join(lab, server, "bob")
         try:
             sent, got = await flood_until_stuck(alice, bob, manager)
@@ -165,7 +102,7 @@ async def test_reference_evicts_the_stalled_peer_4009_and_everyone_keeps_receivi
     async with Lab() as lab:
         server, manager = await start(lab, create_app)
         alice = await join(lab, server, "alice")
-        stalled = await StalledClient.join(server.port, "stalled")
+        stalled = await StalledClient.join(server.port, "stalled", secret=SECRET)
         bob = await join(lab, server, "bob")
         try:
             sent, got = await flood_until_stuck(alice, bob, manager)
@@ -175,7 +112,7 @@ async def test_reference_evicts_the_stalled_peer_4009_and_everyone_keeps_receivi
             await alice.send_json({"type": "say", "text": "is anyone there?"})
             assert (await texts(alice, 1, within=2.0)) == ["is anyone there?"]
             assert (await texts(bob, 1, within=2.0)) == ["is anyone there?"]
-            assert await stalled.read_until_close() == CloseCode.SLOW_CONSUMER
+            assert (await stalled.read_until_close())[1] == CloseCode.SLOW_CONSUMER
         finally:
             stalled.close()
         for client in (alice, bob):

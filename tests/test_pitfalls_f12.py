@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from wslab import Lab
-from wslab.chat import ChatSettings, create_app, issue_token
+from wslab.chat import ChatSettings, create_app
 from wslab.clients import LabClient
+from wslab.lessons import join_chat
 from wslab.pitfalls import f12_listener_per_connection as f12
 from wslab.runtime.servers import ServerHandle
 
@@ -32,10 +33,7 @@ def settings(redis_url: str, backend: str = "memory") -> ChatSettings:
 
 
 async def join(lab: Lab, server: ServerHandle, user: str) -> LabClient:
-    client = await lab.connect(server.ws_url("/ws/chat/lobby"), name=user)
-    await client.send_json({"type": "auth", "token": issue_token(user, SECRET, 60)})
-    assert (await client.recv_json())["type"] == "ready"
-    return client
+    return await join_chat(lab, server, user, secret=SECRET)
 
 
 async def texts(client: LabClient, quiet: float = 0.3) -> list[str]:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from wslab import Lab
-from wslab.chat import ChatSettings, create_app, issue_token
+from wslab.chat import ChatSettings, create_app
 from wslab.clients import LabClient
+from wslab.lessons import join_chat
 from wslab.pitfalls import f26_no_limits
 from wslab.runtime.servers import ServerHandle
 from wslab.wire import CloseCode
@@ -35,10 +36,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 async def join(lab: Lab, server: ServerHandle, name: str, room: str = "lobby") -> LabClient:
-    client = await lab.connect(server.ws_url(f"/ws/chat/{room}"), name=name, max_size=None)
-    await client.send_json({"type": "auth", "token": issue_token(name, SECRET, 60)})
-    assert (await client.recv_json())["type"] == "ready"
-    return client
+    return await join_chat(lab, server, name, secret=SECRET, room=room, max_size=None)
 
 
 async def serve(lab: Lab, naive: bool) -> tuple[Any, ServerHandle]:

@@ -11,6 +11,7 @@ from test_chat_logout import logout
 from wslab import Lab
 from wslab.chat import create_app
 from wslab.clients import LabClient
+from wslab.lessons import join_chat
 from wslab.pitfalls import f28_auth_once as f28
 from wslab.runtime.servers import ServerHandle
 
@@ -18,10 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def join_with(lab: Lab, server: ServerHandle, name: str, bearer: str) -> LabClient:
-    client = await lab.connect(server.ws_url("/ws/chat/lobby"), name=name)
-    await client.send_json({"type": "auth", "token": bearer})
-    assert (await client.recv_json())["type"] == "ready"
-    return client
+    return await join_chat(lab, server, name, token=bearer)
 
 
 async def still_works(client: LabClient, text: str) -> bool:

@@ -7,7 +7,8 @@ next to ``wslab/chat/rooms.py``), and differs from it in as few lines as possibl
 
 Rules for this package:
 
-* module names are ``fNN_what_goes_wrong``, with ``NN`` the id in the failure catalogue;
+* module names are ``fNN_what_goes_wrong``, with ``NN`` the failure's number (every number is explained
+  in notebooks/failures/README.md);
 * nothing on a lesson's happy path imports from here: a pitfall is only ever the "before" picture;
 * modules are imported by name (``from wslab.pitfalls import f01_dead_sockets``); this file imports
   none of them, so adding a pitfall never touches another one;

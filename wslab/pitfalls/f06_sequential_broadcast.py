@@ -12,7 +12,7 @@ keeps reading, ``send_text`` returns at once and nothing looks wrong. Once a pee
 TCP window and then the server's write buffer fill up, ``send_text`` waits for that socket to become
 writable, and the loop stops there. Nobody after that peer in the room gets the message. The speaker's
 handler is stuck too, so the speaker's next messages are not even read. This lasts until the peer
-reads again or the keepalive kills it, about 40 s with uvicorn's defaults (catalogue F02, F06).
+reads again or the keepalive kills it, about 40 s with uvicorn's defaults (F02, F06).
 
 Everything else is the reference app: first-message auth, rooms, ``seq``, rate and size limits. The
 ``ready``/``joined``/``left`` notices still go through the reference queues, so the same clients and

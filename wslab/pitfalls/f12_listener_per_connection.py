@@ -19,7 +19,7 @@ tutorials write instead, inside the WebSocket handler::
         manager.disconnect(websocket)
         task.cancel()                       # ... and no UNSUBSCRIBE, no pubsub.aclose()
 
-Three things go wrong at once (catalogue F12):
+Three things go wrong at once (F12):
 
 * with *k* members of a room in one process there are *k* listeners, and each one re-broadcasts to all
   *k* members: everybody receives every message *k* times;

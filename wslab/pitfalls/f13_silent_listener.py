@@ -3,7 +3,7 @@
 The reference fan-out (:mod:`wslab.chat.fanout.pubsub`) runs its one subscriber under a supervisor
 that reconnects, re-subscribes and tells members ``resync`` whatever ended the listener, and the
 listener PINGs Redis after a silence and gives up on a PING that gets no answer. Two variants, each a
-few lines away from it, show what each of those parts is for (catalogue F13):
+few lines away from it, show what each of those parts is for (F13):
 
 * :class:`UnsupervisedPubSubFanOut` runs the listener once, as tutorials do with
   ``asyncio.create_task(listener())`` at start-up. The first Redis restart, failover, ``CLIENT KILL`` or

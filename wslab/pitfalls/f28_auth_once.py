@@ -3,7 +3,7 @@
 WebSocket frames carry no ``Authorization`` header, so the token is checked once, when the socket
 authenticates, and "checked once" quietly becomes "valid for as long as the socket lives". After the
 token's ``exp``, after a logout or a password change, the open socket keeps streaming private messages
-and accepting commands until the client happens to reconnect (catalogue F28). Two variants, each a few
+and accepting commands until the client happens to reconnect (F28). Two variants, each a few
 lines away from the reference:
 
 * :class:`AuthOnceSession` is :class:`~wslab.chat.session.ChatSession` whose watchdog no longer looks at
