@@ -1,0 +1,83 @@
+"""Reference answers of the build track's server chapters, as the learner would type them in cells.
+
+Kept apart from the checkers so :func:`wslab.exercises.build.reference_module` can assemble the
+reference chat of any chapter (what a learner who skipped one loads) without importing checkers.
+"""
+
+from __future__ import annotations
+
+ROOMS_02 = '''\
+class Rooms:
+    """Who is in which room, and sending to them. Removal is the owning handler's job."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[str, dict[str, WebSocket]] = {}
+
+    def join(self, room: str, user: str, websocket: WebSocket) -> None:
+        self.rooms.setdefault(room, {})[user] = websocket
+
+    def leave(self, room: str, user: str, websocket: WebSocket) -> None:
+        members = self.rooms.get(room, {})
+        if members.get(user) is websocket:
+            del members[user]
+        if not members:
+            self.rooms.pop(room, None)
+
+    def members(self, room: str) -> list[str]:
+        return list(self.rooms.get(room, {}))
+
+    async def send(self, room: str, user: str, message: dict) -> bool:
+        websocket = self.rooms.get(room, {}).get(user)
+        if websocket is None:
+            return False
+        try:
+            await websocket.send_json(message)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # that peer is gone: its own handler notices and leaves, in its `finally`
+        return True
+
+    async def broadcast(self, room: str, message: dict) -> None:
+        for user in self.members(room):  # a copy: someone may leave while we send
+            await self.send(room, user, message)
+'''
+
+CHAT_02 = '''\
+app = FastAPI()
+rooms = Rooms()
+
+
+async def handle(room: str, user: str, websocket: WebSocket, text: str) -> None:
+    """One client message: `say` to the room, `dm` to one member; anything else earns an error."""
+    try:
+        message = json.loads(text)
+        kind, body = message["type"], str(message["text"])
+    except (ValueError, KeyError, TypeError):
+        await websocket.send_json({"type": "error", "reason": "bad_message", "detail": text[:40]})
+        return
+    to = str(message.get("to"))
+    if kind == "say":
+        await rooms.broadcast(room, {"type": "message", "from": user, "text": body})
+    elif kind != "dm":
+        await websocket.send_json({"type": "error", "reason": "unknown_type", "detail": str(kind)[:40]})
+    elif not await rooms.send(room, to, {"type": "dm", "from": user, "text": body}):
+        await websocket.send_json({"type": "error", "reason": "no_such_user", "detail": to[:40]})
+
+
+@app.websocket("/ws/chat/{room}")
+async def chat(websocket: WebSocket, room: str, user: str) -> None:
+    await websocket.accept()
+    await rooms.broadcast(room, {"type": "joined", "user": user})
+    rooms.join(room, user, websocket)
+    try:
+        members = rooms.members(room)
+        await websocket.send_json({"type": "ready", "user": user, "room": room, "members": members})
+        while True:
+            await handle(room, user, websocket, await websocket.receive_text())
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the peer went away; nothing to answer
+    finally:
+        rooms.leave(room, user, websocket)
+        await rooms.broadcast(room, {"type": "left", "user": user})
+'''
+
+SERVER_SOLUTIONS: dict[str, str] = {"02": ROOMS_02 + "\n\n" + CHAT_02}
