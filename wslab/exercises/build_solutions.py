@@ -81,3 +81,53 @@ async def chat(websocket: WebSocket, room: str, user: str) -> None:
 '''
 
 SERVER_SOLUTIONS: dict[str, str] = {"02": ROOMS_02 + "\n\n" + CHAT_02}
+
+AUTH_03 = '''\
+async def authenticate(websocket: WebSocket) -> tuple[str, float] | None:
+    """Wait for the auth frame: `(user, expires_at)`, or close (4001 bad, 4002 expired) and None."""
+    try:
+        first = await asyncio.wait_for(websocket.receive_json(), AUTH_DEADLINE)
+        claims = verify_token(first.get("token")) if first.get("type") == "auth" else None
+    except WebSocketDisconnect:
+        return None  # gone before saying who they are
+    except (TimeoutError, ValueError, KeyError, AttributeError):
+        claims = None  # too slow, not JSON, a binary frame, not an object
+    if claims is None:
+        await websocket.close(4001, "authentication failed")
+        return None
+    if claims[1] <= time.time():
+        await websocket.close(4002, "token expired")
+        return None
+    return claims
+'''
+
+CHAT_03 = '''\
+app = FastAPI()
+rooms = Rooms()
+
+
+@app.websocket("/ws/chat/{room}")
+async def chat(websocket: WebSocket, room: str) -> None:
+    await websocket.accept()  # first: a close code only reaches a client after the handshake
+    claims = await authenticate(websocket)
+    if claims is None:
+        return
+    user, expires_at = claims
+    await rooms.broadcast(room, {"type": "joined", "user": user})
+    rooms.join(room, user, websocket)
+    try:
+        members = rooms.members(room)
+        await websocket.send_json({"type": "ready", "user": user, "room": room, "members": members})
+        async with asyncio.timeout(expires_at - time.time()):
+            while True:
+                await handle(room, user, websocket, await websocket.receive_text())
+    except TimeoutError:  # before OSError: TimeoutError is one
+        await websocket.close(4002, "token expired")
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        rooms.leave(room, user, websocket)
+        await rooms.broadcast(room, {"type": "left", "user": user})
+'''
+
+SERVER_SOLUTIONS["03"] = AUTH_03 + "\n\n" + CHAT_03

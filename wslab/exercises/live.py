@@ -217,3 +217,18 @@ class Scenario:
         hint = hint or self.hint
         tail = f"\n\nHint: {hint}" if hint else ""
         raise Incorrect(f"Scenario “{self.title}”: {what}.{seen}{tail}")
+
+
+SECRET = "wslab-check-secret"
+"""The ``CHAT_SECRET`` a checked server gets, so the checker can sign tokens for its named users."""
+
+
+def token_for(user: str, ttl: float, secret: str = SECRET) -> str:
+    """A token as chapter 03's ``make_token`` makes it (``user|expires_at|hmac``), for the checker's users."""
+    import hashlib
+    import hmac
+    import time
+
+    expires_at = f"{time.time() + ttl:.3f}"
+    signature = hmac.new(secret.encode(), f"{user}|{expires_at}".encode(), hashlib.sha256).hexdigest()
+    return f"{user}|{expires_at}|{signature}"
