@@ -131,3 +131,68 @@ async def chat(websocket: WebSocket, room: str) -> None:
 '''
 
 SERVER_SOLUTIONS["03"] = AUTH_03 + "\n\n" + CHAT_03
+
+HEARTBEAT_04 = '''\
+async def heartbeat(websocket: WebSocket, last_pong: dict[str, float]) -> None:
+    """Ping every PING_INTERVAL; return (the peer is gone) when a pong is PONG_TIMEOUT late."""
+    while True:
+        await asyncio.sleep(PING_INTERVAL)
+        sent = time.monotonic()
+        await websocket.send_json({"type": "ping"})
+        await asyncio.sleep(PONG_TIMEOUT)
+        if last_pong["at"] < sent:
+            return
+
+
+async def listen(room: str, user: str, websocket: WebSocket, last_pong: dict[str, float]) -> None:
+    """The receive loop: a pong updates `last_pong`, anything else goes to `handle`."""
+    while True:
+        text = await websocket.receive_text()
+        try:
+            is_pong = json.loads(text).get("type") == "pong"
+        except (ValueError, AttributeError):
+            is_pong = False
+        if is_pong:
+            last_pong["at"] = time.monotonic()
+        else:
+            await handle(room, user, websocket, text)
+'''
+
+CHAT_04 = '''\
+app = FastAPI()
+rooms = Rooms()
+
+
+@app.websocket("/ws/chat/{room}")
+async def chat(websocket: WebSocket, room: str) -> None:
+    await websocket.accept()
+    claims = await authenticate(websocket)
+    if claims is None:
+        return
+    user, expires_at = claims
+    await rooms.broadcast(room, {"type": "joined", "user": user})
+    rooms.join(room, user, websocket)
+    last_pong = {"at": time.monotonic()}
+    tasks = [asyncio.create_task(heartbeat(websocket, last_pong))]
+    tasks.append(asyncio.create_task(listen(room, user, websocket, last_pong)))
+    try:
+        members = rooms.members(room)
+        await websocket.send_json({"type": "ready", "user": user, "room": room, "members": members})
+        async with asyncio.timeout(expires_at - time.time()):
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        if tasks[0] in done:  # the heartbeat returned: no pong in time
+            await websocket.close(1011, "no pong")
+        else:
+            tasks[1].result()  # why did the receive loop end? (re-raises a disconnect)
+    except TimeoutError:
+        await websocket.close(4002, "token expired")
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()  # the other one must not outlive the connection
+        rooms.leave(room, user, websocket)
+        await rooms.broadcast(room, {"type": "left", "user": user})
+'''
+
+SERVER_SOLUTIONS["04"] = HEARTBEAT_04 + "\n\n" + CHAT_04

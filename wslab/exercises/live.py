@@ -41,12 +41,16 @@ def _short(payload: object, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _is_ping(payload: object) -> bool:
+    return isinstance(payload, str) and payload.replace(" ", "") == '{"type":"ping"}'
+
+
 def transcript_lines(clients: dict[str, LabClient], limit: int = 8) -> list[str]:
     """One line per frame each client sent or received (its last ``limit``), then how it closed."""
     lines: list[str] = []
     width = max((len(name) for name in clients), default=0)
     for name, client in clients.items():
-        entries = client.transcript[-limit:]
+        entries = [e for e in client.transcript if not _is_ping(e.payload)][-limit:]
         if not entries:
             lines.append(f"{name.ljust(width)}  (nothing)")
         for entry in entries:
@@ -112,6 +116,19 @@ def _last_error(text: str) -> str:
     return "it never said it was listening"
 
 
+async def _answer_pings(client: LabClient) -> None:
+    """Watch ``client``'s transcript and answer each ping with a pong until the connection closes."""
+    seen = 0
+    while not client.closed:
+        entries = client.transcript[seen:]
+        seen += len(entries)
+        for entry in entries:
+            if entry.direction == "received" and _is_ping(entry.payload):
+                with contextlib.suppress(Exception):
+                    await client.ws.send('{"type":"pong"}')
+        await asyncio.sleep(0.01)
+
+
 class Scenario:
     """A named scenario: connect named clients, act, and :meth:`fail` with their transcripts."""
 
@@ -120,6 +137,7 @@ class Scenario:
         self.title = title
         self.hint = hint
         self.clients: dict[str, LabClient] = {}
+        self._pongers: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Scenario:
         return self
@@ -127,12 +145,18 @@ class Scenario:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        for task in self._pongers:
+            task.cancel()
         for client in self.clients.values():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.abort(), 2)
 
-    async def connect(self, name: str, url: str, expect_open: bool = True) -> LabClient:
-        """Connect ``name``; a refused or unanswered handshake fails the scenario with what happened."""
+    async def connect(self, name: str, url: str, autopong: bool = True) -> LabClient:
+        """Connect ``name``; a refused or unanswered handshake fails the scenario with what happened.
+
+        ``autopong``: answer the server's ``{"type": "ping"}`` with ``{"type": "pong"}``, as the course's
+        browser client does, without taking anything out of the client's inbox.
+        """
         try:
             client = await self.run.lab.connect(url, f"{self.title}:{name}", timeout=CONNECT_TIMEOUT)
         except InvalidStatus as exc:
@@ -148,14 +172,18 @@ class Scenario:
                 "Does your endpoint `await websocket.accept()` before anything that waits?",
             )
         self.clients[name] = client
+        if autopong:
+            self._pongers.append(asyncio.get_running_loop().create_task(_answer_pings(client)))
         return client
 
     async def recv(self, name: str, timeout: float = 2.0, what: str = "a message") -> dict[str, Any]:
         """The next JSON message ``name`` gets, skipping pings; a timeout or close fails the scenario."""
         client = self.clients[name]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         while True:
             try:
-                raw = await client.recv(timeout)
+                raw = await client.recv(max(0.0, deadline - loop.time()))
             except TimeoutError:
                 self.fail(f"{name} waited {timeout:g} s for {what} and received nothing")
             except ConnectionError:
