@@ -196,3 +196,59 @@ async def chat(websocket: WebSocket, room: str) -> None:
 '''
 
 SERVER_SOLUTIONS["04"] = HEARTBEAT_04 + "\n\n" + CHAT_04
+
+BUS_06 = '''\
+class Bus:
+    """One pub/sub listener per process, shared by every room; SUBSCRIBE on the first member, not each."""
+
+    def __init__(self, url: str) -> None:
+        self.redis = redis.from_url(url)
+        self.pubsub = self.redis.pubsub()
+        self.counts: dict[str, int] = {}  # room -> members on this process
+        self.listener: asyncio.Task | None = None
+
+    async def subscribe(self, room: str) -> None:
+        self.counts[room] = self.counts.get(room, 0) + 1
+        if self.counts[room] == 1:
+            await self.pubsub.subscribe(f"room:{room}")
+        if self.listener is None or self.listener.done():
+            self.listener = asyncio.create_task(self.listen())
+
+    async def unsubscribe(self, room: str) -> None:
+        self.counts[room] -= 1
+        if self.counts[room] == 0:  # the last member here left: stop paying for the room
+            del self.counts[room]
+            await self.pubsub.unsubscribe(f"room:{room}")
+
+    async def publish(self, room: str, message: dict) -> None:
+        await self.redis.publish(f"room:{room}", json.dumps(message))
+
+    async def listen(self) -> None:
+        async for item in self.pubsub.listen():
+            if item["type"] == "message":
+                room = item["channel"].decode().removeprefix("room:")
+                await rooms.broadcast(room, json.loads(item["data"]))  # to the members on this process
+
+
+bus = Bus(REDIS_URL)
+'''
+
+HANDLE_06 = CHAT_02[CHAT_02.index("async def handle(") : CHAT_02.index("@app.websocket")].replace(
+    "await rooms.broadcast(room, {", "await bus.publish(room, {"
+).rstrip() + "\n"
+
+CHAT_06 = (
+    CHAT_04.replace(
+        'await rooms.broadcast(room, {"type": "joined", "user": user})\n    rooms.join(room, user, websocket)',
+        'await bus.publish(room, {"type": "joined", "user": user})\n'
+        "    rooms.join(room, user, websocket)\n"
+        "    await bus.subscribe(room)",
+    ).replace(
+        '        rooms.leave(room, user, websocket)\n        await rooms.broadcast(room, {"type": "left", "user": user})',
+        "        rooms.leave(room, user, websocket)\n"
+        "        await bus.unsubscribe(room)\n"
+        '        await bus.publish(room, {"type": "left", "user": user})',
+    )
+)
+
+SERVER_SOLUTIONS["06"] = BUS_06 + "\n\n" + HANDLE_06 + "\n\n" + CHAT_06
