@@ -275,6 +275,9 @@ def carry(chapter: str, namespace: MutableMapping[str, Any], *, solution: bool =
     skipping a chapter). Then this chapter's given code. Everything is executed in ``namespace`` (the
     notebook's globals), so later cells can use ``Rooms``, ``make_token``... directly.
     """
+    if chapter == "07":
+        path = ensure_chat_app()
+        return Carried(chapter, f"the chapter 04 chat, written to {path.parent.name}/{path.name}", ["chat_app"])
     previous = _previous(chapter)
     if solution and previous is not None:
         base, origin = reference_module(previous), f"the reference solution of chapter {previous}"
@@ -342,3 +345,23 @@ class BuildExercise(Exercise):
 
 
 _answer_ids = itertools.count(1)
+
+
+def ensure_chat_app() -> Path:
+    """Write the chat that chapter 07's tests import (``chat_app.py``) and make it importable.
+
+    It is the chapter 04 chat (no Redis needed): the learner's own if its check passed, else the
+    reference. Chapter 07's checker runs the learner's tests against this and against broken copies.
+    """
+    import sys
+
+    saved = _saved_path("04")
+    module = saved.read_text(encoding="utf-8") if saved.exists() else reference_module("04")
+    path = build_dir() / "chat_app.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text(encoding="utf-8") != module:
+        path.write_text(module, encoding="utf-8")
+    sys.modules.pop("chat_app", None)
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    return path
