@@ -69,14 +69,14 @@ import time
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 ''',
     "03": '''\
-SECRET = os.environ.get("CHAT_SECRET", "change-me")
+CHAT_SECRET = os.environ.get("CHAT_SECRET", "change-me")
 AUTH_DEADLINE = float(os.environ.get("AUTH_DEADLINE", "10"))  # seconds to send the auth frame
 
 
 def make_token(user: str, ttl: float) -> str:
     """A token for `user` that expires in `ttl` seconds: `user|expires_at|signature`."""
     expires_at = f"{time.time() + ttl:.3f}"
-    signature = hmac.new(SECRET.encode(), f"{user}|{expires_at}".encode(), hashlib.sha256).hexdigest()
+    signature = hmac.new(CHAT_SECRET.encode(), f"{user}|{expires_at}".encode(), hashlib.sha256).hexdigest()
     return f"{user}|{expires_at}|{signature}"
 
 
@@ -85,7 +85,7 @@ def verify_token(token: object) -> tuple[str, float] | None:
     if not isinstance(token, str) or token.count("|") != 2:
         return None
     user, expires_at, signature = token.split("|")
-    good = hmac.new(SECRET.encode(), f"{user}|{expires_at}".encode(), hashlib.sha256).hexdigest()
+    good = hmac.new(CHAT_SECRET.encode(), f"{user}|{expires_at}".encode(), hashlib.sha256).hexdigest()
     if not user or not hmac.compare_digest(signature, good):
         return None
     return user, float(expires_at)
@@ -95,7 +95,7 @@ PING_INTERVAL = float(os.environ.get("PING_INTERVAL", "20"))  # seconds between 
 PONG_TIMEOUT = float(os.environ.get("PONG_TIMEOUT", "10"))  # how late a pong may be before we give up
 """,
     "06": """\
-import redis.asyncio as redis
+from redis import asyncio as aioredis
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 """,
@@ -264,6 +264,8 @@ class Carried:
 
     def __repr__(self) -> str:
         names = ", ".join(self.names) or "nothing new"
+        if self.origin == "nothing":
+            return f"Chapter {self.chapter} starts the chat: the imports are loaded. Defined here: {names}."
         return f"Chapter {self.chapter} builds on {self.origin}. Defined here: {names}."
 
 

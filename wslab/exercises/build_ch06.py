@@ -26,7 +26,7 @@ class Bus:
     """One pub/sub listener per process, shared by every room."""
 
     def __init__(self, url: str) -> None:
-        self.redis = redis.from_url(url)
+        self.redis = aioredis.from_url(url)
         self.pubsub = self.redis.pubsub()
         self.counts: dict[str, int] = {}  # room -> members on this process
         self.listener: asyncio.Task | None = None
