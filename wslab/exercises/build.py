@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from wslab.exercises._core import CheckResult, Exercise, Incorrect
+from wslab.exercises._core import CheckResult, Exercise, Incorrect, Status, _is_placeholder
 
 __all__ = [
     "GIVEN",
@@ -265,7 +265,7 @@ class Carried:
     def __repr__(self) -> str:
         names = ", ".join(self.names) or "nothing new"
         if self.origin == "nothing":
-            return f"Chapter {self.chapter} starts the chat: the imports are loaded. Defined here: {names}."
+            return f"Chapter {self.chapter} starts the chat. Imported here: {names}."
         return f"Chapter {self.chapter} builds on {self.origin}. Defined here: {names}."
 
 
@@ -289,7 +289,10 @@ def carry(chapter: str, namespace: MutableMapping[str, Any], *, solution: bool =
     given = GIVEN.get(chapter, "")
     module = prune("\n\n".join(p for p in (base, given) if p))
     exec(compile(module, f"<chapter {chapter} base>", "exec"), namespace)
-    defined = [_defined_name(node) for node in ast.parse(module).body]
+    body = ast.parse(module).body
+    defined = [_defined_name(node) for node in body]
+    if origin == "nothing":  # chapter 02: only imports so far; say which
+        defined = [a.asname or a.name for n in body if isinstance(n, ast.ImportFrom) for a in n.names]
     return Carried(chapter, origin, [n for n in defined if n is not None and not n.isupper()])
 
 
@@ -319,6 +322,17 @@ class BuildExercise(Exercise):
             pass
         return cls(namespace).check()
 
+    def _answers(self) -> tuple[Any, ...] | CheckResult:
+        """As the base class, but a class whose methods are all ``...`` or a fixture wrapping ``...``
+        is a placeholder too (the build track's answers are classes and pytest fixtures as well)."""
+        answers = super()._answers()
+        if isinstance(answers, CheckResult):
+            return answers
+        for name, value in zip(self.reads, answers, strict=True):
+            if _is_unwritten(value):
+                return CheckResult(Status.NOT_ATTEMPTED, self._not_attempted_message(name))
+        return answers
+
     def module(self, answers: tuple[Any, ...]) -> str:
         """The learner's module for this chapter; a cell that cannot be found is Incorrect."""
         cells: list[str] = []
@@ -344,6 +358,26 @@ class BuildExercise(Exercise):
 
     async def _run(self, module: str) -> None:
         raise NotImplementedError
+
+
+def _is_unwritten(value: object) -> bool:
+    """A placeholder class (every method but ``__init__`` is ``...``) or a wrapped placeholder function."""
+    wrapped = getattr(value, "__wrapped__", None)
+    if wrapped is not None and _is_placeholder(wrapped):
+        return True
+    if inspect.isclass(value):
+        methods = [m for k, m in vars(value).items() if inspect.isfunction(m) and k != "__init__"]
+        return bool(methods) and all(_is_placeholder(m) for m in methods)
+    return False
+
+
+def runnable_placeholder(chapter: str, *cells: str) -> str:
+    """What the notebook runs before the learner writes anything: the carry cell, then the empty cells.
+
+    Stored as an exercise's ``placeholder`` so CI can execute it exactly as the notebook does.
+    """
+    carry_line = f'from wslab.exercises import build\n\nbuild.carry("{chapter}", globals())\n'
+    return carry_line + "".join(cells)
 
 
 _answer_ids = itertools.count(1)

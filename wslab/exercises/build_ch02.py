@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from wslab.exercises._core import Incorrect, WrongAnswer
-from wslab.exercises.build import BuildExercise
+from wslab.exercises.build import BuildExercise, runnable_placeholder
 from wslab.exercises.build_solutions import CHAT_02, ROOMS_02
 from wslab.exercises.live import Run, Scenario
 
@@ -220,7 +220,7 @@ class BuildRooms(BuildExercise):
     chapter = "02"
     name = "Build it: rooms, broadcast and DMs that survive bad input and vanished peers"
     reads = ("Rooms", "chat")
-    placeholder = PLACEHOLDER_ROOMS + PLACEHOLDER_CHAT
+    placeholder = runnable_placeholder("02", PLACEHOLDER_ROOMS, PLACEHOLDER_CHAT)
     hints = (
         "Start with `Rooms`: a dict of rooms, each a dict of user -> socket. `broadcast` sends to a copy of "
         "the member list (`list(...)`), because a send can yield and someone may leave meanwhile.",
@@ -257,7 +257,7 @@ class BuildRooms(BuildExercise):
         ),
         WrongAnswer("fails at import", ROOMS_02 + CHAT_02 + "\nstartup = undefined_name\n", "did not start"),
     )
-    secrets = ("finally:",)
+    secrets = ("if members.get(user) is websocket:",)
     correct_message = (
         "alice's message reached everyone in lobby and nobody in kitchen, and her DM reached bob alone. "
         "After bob's malformed message the member list still told the truth. dan vanished without a close "

@@ -9,7 +9,7 @@ is connected) and the chapter 02 scenarios behind authentication.
 from __future__ import annotations
 
 from wslab.exercises._core import WrongAnswer
-from wslab.exercises.build import BuildExercise
+from wslab.exercises.build import BuildExercise, runnable_placeholder
 from wslab.exercises.build_ch02 import play_rooms
 from wslab.exercises.build_solutions import AUTH_03, CHAT_03
 from wslab.exercises.live import SECRET, Run, Scenario, token_for
@@ -121,7 +121,7 @@ class BuildAuth(BuildExercise):
     chapter = "03"
     name = "Build it: first-message auth with a deadline, and expiry"
     reads = ("authenticate", "chat")
-    placeholder = PLACEHOLDER_AUTH + PLACEHOLDER_CHAT
+    placeholder = runnable_placeholder("03", PLACEHOLDER_AUTH, PLACEHOLDER_CHAT)
     hints = (
         "`accept()` first, always: a close code sent before the handshake completes never reaches the "
         "client (it gets an HTTP 403 instead). Then `authenticate` reads one frame and calls `verify_token`.",
@@ -175,7 +175,7 @@ class BuildAuth(BuildExercise):
             "should close with 4001",
         ),
     )
-    secrets = ("asyncio.timeout(expires_at",)
+    secrets = ('await websocket.close(4002, "token expired")',)
     correct_message = (
         "A forged token and a garbage auth frame were each closed with 4001 after the handshake, so the "
         "client could read the code. eve, who said nothing, was closed with 4001 at the deadline. bob was "

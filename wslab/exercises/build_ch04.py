@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from wslab.exercises._core import WrongAnswer
-from wslab.exercises.build import BuildExercise
+from wslab.exercises.build import BuildExercise, runnable_placeholder
 from wslab.exercises.build_ch02 import play_rooms
 from wslab.exercises.build_ch03 import ENV as AUTH_ENV
 from wslab.exercises.build_ch03 import _authenticated, play_auth
@@ -103,7 +103,7 @@ class BuildHeartbeat(BuildExercise):
     chapter = "04"
     name = "Build it: a heartbeat that tracks pongs and drops a silent peer"
     reads = ("heartbeat", "listen", "chat")
-    placeholder = PLACEHOLDER_HEARTBEAT + PLACEHOLDER_CHAT
+    placeholder = runnable_placeholder("04", PLACEHOLDER_HEARTBEAT, PLACEHOLDER_CHAT)
     hints = (
         "`heartbeat` is a loop: sleep `PING_INTERVAL`, note the time, send a ping, sleep `PONG_TIMEOUT`, and "
         "return if `last_pong['at']` is older than the ping. `listen` is chapter 03's receive loop plus: a "

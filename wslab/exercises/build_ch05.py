@@ -156,7 +156,7 @@ class BuildReconnect(BuildExercise):
             "while the server was down",
         ),
     )
-    secrets = ("random.uniform(0, min(cap",)
+    secrets = ("failures = 0  # it was up",)
     correct_message = (
         "While the server was down your client kept trying, and once it flapped, your delays grew, stayed "
         "under the cap and were spread out (jitter), so a crowd of clients would not come back at once. "

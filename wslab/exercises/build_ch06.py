@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from wslab.exercises._core import WrongAnswer
-from wslab.exercises.build import BuildExercise
+from wslab.exercises.build import BuildExercise, runnable_placeholder
 from wslab.exercises.build_ch02 import play_rooms
 from wslab.exercises.build_ch03 import _authenticated
 from wslab.exercises.build_ch04 import ENV as HEARTBEAT_ENV
@@ -147,7 +147,7 @@ class BuildBus(BuildExercise):
     chapter = "06"
     name = "Build it: one Redis listener per process, reference-counted SUBSCRIBE, two replicas"
     reads = ("Bus", "handle", "chat")
-    placeholder = PLACEHOLDER_BUS + PLACEHOLDER_CHAT
+    placeholder = runnable_placeholder("06", PLACEHOLDER_BUS, PLACEHOLDER_CHAT)
     hints = (
         "`publish` is one `await self.redis.publish(channel, json.dumps(message))`. `listen` is `async for "
         "item in self.pubsub.listen():` and, for `item['type'] == 'message'`, `rooms.broadcast(...)` locally.",

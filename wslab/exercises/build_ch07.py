@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from wslab.exercises._core import Incorrect, NotAttempted, WrongAnswer, _is_placeholder
-from wslab.exercises.build import BuildExercise, build_dir, cell_source, ensure_chat_app, reference_module
+from wslab.exercises.build import (
+    BuildExercise,
+    build_dir,
+    cell_source,
+    ensure_chat_app,
+    reference_module,
+    runnable_placeholder,
+)
 
 __all__ = ["BuildTests"]
 
@@ -165,7 +172,7 @@ class BuildTests(BuildExercise):
     saves = False
     name = "Build it: a pytest module with a fixture that catches broken chats and never hangs"
     reads = ("client",)
-    placeholder = PLACEHOLDER
+    placeholder = runnable_placeholder("07", PLACEHOLDER)
     hints = (
         "The fixture is `with TestClient(app) as client: yield client`. In a test, "
         "`with client.websocket_connect('/ws/chat/lobby') as ws:` opens a socket; send the auth frame "
