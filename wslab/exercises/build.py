@@ -63,7 +63,6 @@ import hashlib
 import hmac
 import json
 import os
-import random
 import time
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
@@ -172,14 +171,23 @@ def prune(source: str) -> str:
         else:
             keep.append(True)
     lines = source.splitlines()
+    docstring: list[str] = []
+    imports: list[str] = []
     chunks: list[str] = []
-    for node, kept in zip(tree.body, keep, strict=True):
+    for index, (node, kept) in enumerate(zip(tree.body, keep, strict=True)):
         if not kept:
             continue
         start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
-        end = node.end_lineno or node.lineno
-        chunks.append("\n".join(lines[start:end]))
-    return _join(chunks)
+        text = "\n".join(lines[start : node.end_lineno or node.lineno])
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            if index == 0:
+                docstring.append(text)  # the module's docstring; later ones were cells' headers
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            imports.append(text)  # hoisted: a file reads better with its imports on top
+        else:
+            chunks.append(text)
+    head = "\n\n".join(part for part in ("\n".join(docstring), "\n".join(imports)) if part)
+    return _join([head, *chunks] if head else chunks)
 
 
 def _join(chunks: list[str]) -> str:

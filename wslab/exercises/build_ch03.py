@@ -46,7 +46,7 @@ def _authenticated(url: str) -> object:
     return url_for
 
 
-async def play_auth(run: Run, server: ServerHandle | object, ws_base: str) -> None:
+async def play_auth(run: Run, server: ServerHandle | int, ws_base: str) -> None:
     """The chapter 03 scenarios against ``ws_base`` (``ws://host:port``); shared with the capstone."""
     async with Scenario(
         run,

@@ -47,7 +47,7 @@ async def chat(websocket: WebSocket, room: str) -> None:
 '''
 
 
-async def play_heartbeat(run: Run, server: ServerHandle, ws_base: str) -> None:
+async def play_heartbeat(run: Run, server: ServerHandle | int, ws_base: str) -> None:
     """The chapter 04 scenarios: a healthy client stays, a blackholed one is dropped; shared with the capstone."""
     relay = await run.lab.proxy(server, "relay")
     limit = INTERVAL + TIMEOUT + SLACK
