@@ -111,7 +111,13 @@ _WAITS_FOREVER = (
     )
     + _AUTH_TEST
 )
-_NO_ROOM_CHECK = HEADER + _ROOM_TEST.replace("QUIET", "") + _AUTH_TEST
+_NO_ROOM_CHECK = (
+    HEADER
+    + _ROOM_TEST.replace('        client.websocket_connect("/ws/chat/kitchen") as carol,\n', "")
+    .replace(', join(carol, "carol")', "")
+    .replace("QUIET", "")
+    + _AUTH_TEST
+)
 _NO_AUTH_TEST = HEADER + _ROOM_TEST.replace("QUIET", _QUIET_CHECK)
 _WRONG_PROTOCOL = SOLUTION.replace('{"type": "joined", "user": "bob"}', '{"type": "join", "user": "bob"}')
 
@@ -186,7 +192,7 @@ class BuildTests(BuildExercise):
     solution_code = SOLUTION
     wrong_answers = (
         WrongAnswer("a test that waits forever", _WAITS_FOREVER, "did not finish"),
-        WrongAnswer("no check that other rooms stay quiet", _NO_ROOM_CHECK, "leak into other rooms"),
+        WrongAnswer("only one room in the test", _NO_ROOM_CHECK, "leak into other rooms"),
         WrongAnswer("no auth test", _NO_AUTH_TEST, "lets a forged token in"),
         WrongAnswer("a test of the wrong protocol", _WRONG_PROTOCOL, "fail against a correct chat"),
     )
