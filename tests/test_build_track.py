@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from leakcheck import Snapshot
 
 import wslab.exercises as wx
 from wslab.exercises import CheckResult, Status, maybe_await
@@ -33,8 +34,6 @@ from wslab.exercises.build import (
 )
 from wslab.exercises.build_ch02 import BuildRooms
 from wslab.exercises.build_ch07 import BuildTests
-
-from leakcheck import Snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +69,10 @@ def test_prune_keeps_the_last_definition_of_each_name_and_each_import_once() -> 
 
 
 def test_cell_source_is_the_whole_cell_without_the_check_line() -> None:
-    cell = "import json\n\n\ndef helper():\n    return json\n\n\ndef answer():\n    return helper()\n\n\nawait ex.q2.check()\n"
+    cell = (
+        "import json\n\n\ndef helper():\n    return json\n\n\n"
+        "def answer():\n    return helper()\n\n\nawait ex.q2.check()\n"
+    )
     register_source(cell, "<cell 1>")
     namespace: dict[str, Any] = {}
     exec(compile(cell.replace("await ex.q2.check()", ""), "<cell 1>", "exec"), namespace)

@@ -36,7 +36,16 @@ def _imported_modules(path: Path) -> set[str]:
 def test_examples_import_nothing_from_wslab_and_stay_small() -> None:
     source = EXAMPLES / "chat.py"
     assert _imported_modules(source) <= {
-        "asyncio", "hashlib", "hmac", "json", "os", "time", "pathlib", "fastapi", "pydantic", "redis"
+        "asyncio",
+        "hashlib",
+        "hmac",
+        "json",
+        "os",
+        "time",
+        "pathlib",
+        "fastapi",
+        "pydantic",
+        "redis",
     }
     assert len(source.read_text(encoding="utf-8").splitlines()) < 400
     assert "uvicorn chat:app" in (EXAMPLES / "README.md").read_text(encoding="utf-8")
@@ -61,8 +70,10 @@ async def test_the_capstone_is_built_from_the_learners_saved_code(
 ) -> None:
     monkeypatch.setenv("WSLAB_BUILD_DIR", str(tmp_path))
     assert "reference solution" in repr(capstone.assemble())
-    mine = (EXAMPLES / "chat.py").read_text(encoding="utf-8").replace(
-        '"reason": "no_such_user"', '"reason": "nobody_here"'
+    mine = (
+        (EXAMPLES / "chat.py")
+        .read_text(encoding="utf-8")
+        .replace('"reason": "no_such_user"', '"reason": "nobody_here"')
     )
     save("06", mine)
     assembled = capstone.assemble()

@@ -20,13 +20,14 @@ re-running cells does in the notebook, so the saved file reads like a file a per
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import itertools
 import linecache
 import os
 import re
 import textwrap
-from collections.abc import Awaitable, Mapping, MutableMapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -179,7 +180,11 @@ def prune(source: str) -> str:
             continue
         start = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))]) - 1
         text = "\n".join(lines[start : node.end_lineno or node.lineno])
-        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
             if index == 0:
                 docstring.append(text)  # the module's docstring; later ones were cells' headers
         elif isinstance(node, ast.Import | ast.ImportFrom):
@@ -277,7 +282,7 @@ class Carried:
         return f"Chapter {self.chapter} builds on {self.origin}. Defined here: {names}."
 
 
-def carry(chapter: str, namespace: MutableMapping[str, Any], *, solution: bool = False) -> Carried:
+def carry(chapter: str, namespace: dict[str, Any], *, solution: bool = False) -> Carried:
     """Load what chapter ``chapter`` builds on into the notebook: your earlier code, or the solution.
 
     Your own module from the previous chapter if its check passed (saved in ``mychat/``), else the
@@ -287,7 +292,9 @@ def carry(chapter: str, namespace: MutableMapping[str, Any], *, solution: bool =
     """
     if chapter == "07":
         path = ensure_chat_app()
-        return Carried(chapter, f"the chapter 04 chat, written to {path.parent.name}/{path.name}", ["chat_app"])
+        return Carried(
+            chapter, f"the chapter 04 chat, written to {path.parent.name}/{path.name}", ["chat_app"]
+        )
     previous = _previous(chapter)
     if solution and previous is not None:
         base, origin = reference_module(previous), f"the reference solution of chapter {previous}"
@@ -324,10 +331,9 @@ class BuildExercise(Exercise):
         namespace: dict[str, Any] = {"__name__": "__main__"}
         base, _ = base_module(cls.chapter)
         exec(prune("\n\n".join(p for p in (base, GIVEN.get(cls.chapter, "")) if p)), namespace)
-        try:
+        # As in a notebook: if the cell fails, its definitions so far stand, and the check says the rest.
+        with contextlib.suppress(Exception):
             exec(compile(text, filename, "exec"), namespace)
-        except Exception:  # noqa: BLE001 - as in a notebook: the cell failed, its definitions so far stand
-            pass
         return cls(namespace).check()
 
     def _answers(self) -> tuple[Any, ...] | CheckResult:

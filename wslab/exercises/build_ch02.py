@@ -35,7 +35,7 @@ class Rooms:
     async def broadcast(self, room: str, message: dict) -> None: ...
 '''
 
-PLACEHOLDER_CHAT = '''
+PLACEHOLDER_CHAT = """
 app = FastAPI()
 rooms = Rooms()
 
@@ -43,9 +43,9 @@ rooms = Rooms()
 @app.websocket("/ws/chat/{room}")
 async def chat(websocket: WebSocket, room: str, user: str) -> None:
     ...  # accept; tell the room; join; send "ready"; handle messages until the peer goes; clean up
-'''
+"""
 
-_TUTORIAL_MANAGER = '''
+_TUTORIAL_MANAGER = """
 class Rooms:
     def __init__(self):
         self.rooms = {}
@@ -72,9 +72,9 @@ class Rooms:
                 await self.send(room, user, message)
             except RuntimeError:
                 CLEANUP
-'''
+"""
 
-_TUTORIAL_ENDPOINT = '''
+_TUTORIAL_ENDPOINT = """
 app = FastAPI()
 rooms = Rooms()
 
@@ -96,7 +96,7 @@ async def chat(websocket: WebSocket, room: str, user: str):
                     await websocket.send_json({"type": "error", "reason": "no_such_user"})
     except WebSocketDisconnect:
         LEAVE
-'''
+"""
 
 _LEAVE = """rooms.leave(room, user, websocket)
         await rooms.broadcast(room, {"type": "left", "user": user})"""
@@ -110,9 +110,12 @@ def _tutorial(cleanup_in_broadcast: bool) -> str:
     return manager + endpoint
 
 
-_ONE_ROOM = ROOMS_02.replace(
-    "self.rooms.get(room, {})", "self.rooms.get('all', {})"
-).replace("self.rooms.setdefault(room, {})", "self.rooms.setdefault('all', {})") + CHAT_02
+_ONE_ROOM = (
+    ROOMS_02.replace("self.rooms.get(room, {})", "self.rooms.get('all', {})").replace(
+        "self.rooms.setdefault(room, {})", "self.rooms.setdefault('all', {})"
+    )
+    + CHAT_02
+)
 
 _DM_TO_ROOM = ROOMS_02 + CHAT_02.replace(
     "elif not await rooms.send(room, to, {", "elif not await rooms.broadcast(room, {"
@@ -179,7 +182,8 @@ async def play_rooms(run: Run, url_for: Any) -> None:
             if not s.clients["erin"].closed:
                 raise
             s.fail(
-                f"erin's connection died as she joined ({s.clients['erin'].closed_as}): after bob's malformed "
+                f"erin's connection died as she joined ({s.clients['erin'].closed_as}): after bob's "
+                "malformed "
                 "message his socket is closed, yet he is still in the room, so the member list no longer "
                 "tells the truth, and sending `joined` to that ghost raised in erin's handler"
             )
@@ -261,7 +265,8 @@ class BuildRooms(BuildExercise):
     correct_message = (
         "alice's message reached everyone in lobby and nobody in kitchen, and her DM reached bob alone. "
         "After bob's malformed message the member list still told the truth. dan vanished without a close "
-        "frame, and the room heard he left. Your module is saved in `mychat/ch02.py`; chapter 03 builds on it."
+        "frame, and the room heard he left. Your module is saved in `mychat/ch02.py`; chapter 03 builds "
+        "on it."
     )
 
     async def _run(self, module: str) -> None:

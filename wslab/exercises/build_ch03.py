@@ -22,12 +22,12 @@ DEADLINE = 0.5
 
 ENV = {"CHAT_SECRET": SECRET, "AUTH_DEADLINE": str(DEADLINE)}
 
-PLACEHOLDER_AUTH = '''
+PLACEHOLDER_AUTH = """
 async def authenticate(websocket: WebSocket) -> tuple[str, float] | None:
     ...  # wait AUTH_DEADLINE for {"type": "auth", "token": ...}; (user, expires_at), or close and None
-'''
+"""
 
-PLACEHOLDER_CHAT = '''
+PLACEHOLDER_CHAT = """
 app = FastAPI()
 rooms = Rooms()
 
@@ -35,7 +35,7 @@ rooms = Rooms()
 @app.websocket("/ws/chat/{room}")
 async def chat(websocket: WebSocket, room: str) -> None:
     ...  # accept; authenticate; then as in chapter 02, until the token expires (close 4002)
-'''
+"""
 
 
 def _authenticated(url: str) -> object:
@@ -112,7 +112,9 @@ async def play_auth(run: Run, server: ServerHandle | int, ws_base: str) -> None:
         await carol.send_json({"type": "auth", "token": token_for("carol", -1)})
         code = await s.closed_with("carol", 1.0 + DEADLINE)
         if code != 4002:
-            s.fail(f"carol's token had already expired: close with 4002, but her connection is {carol.closed_as}")
+            s.fail(
+                f"carol's token had already expired: close with 4002, but her connection is {carol.closed_as}"
+            )
 
 
 class BuildAuth(BuildExercise):
@@ -125,10 +127,12 @@ class BuildAuth(BuildExercise):
     hints = (
         "`accept()` first, always: a close code sent before the handshake completes never reaches the "
         "client (it gets an HTTP 403 instead). Then `authenticate` reads one frame and calls `verify_token`.",
-        "In `authenticate`: `first = await asyncio.wait_for(websocket.receive_json(), AUTH_DEADLINE)`, inside "
+        "In `authenticate`: `first = await asyncio.wait_for(websocket.receive_json(), AUTH_DEADLINE)`, "
+        "inside "
         "a `try` that turns `TimeoutError`, `ValueError`, `KeyError` and `AttributeError` into a 4001 close. "
         "A token whose `expires_at` is already past gets 4002.",
-        "In `chat`, wrap the chapter 02 receive loop in `async with asyncio.timeout(expires_at - time.time()):` "
+        "In `chat`, wrap the chapter 02 receive loop in "
+        "`async with asyncio.timeout(expires_at - time.time()):` "
         "and add `except TimeoutError: await websocket.close(4002, ...)` *before* the `except` that lists "
         "`OSError` (`TimeoutError` is an `OSError`).",
     )
@@ -138,8 +142,7 @@ class BuildAuth(BuildExercise):
             "closes before accepting (token checked in the URL, the Depends way)",
             AUTH_03
             + CHAT_03.replace(
-                "async def chat(websocket: WebSocket, room: str) -> None:\n"
-                "    await websocket.accept()",
+                "async def chat(websocket: WebSocket, room: str) -> None:\n    await websocket.accept()",
                 "async def chat(websocket: WebSocket, room: str, token: str = '') -> None:\n"
                 "    if verify_token(token) is None:\n"
                 "        await websocket.close(4001)\n"
@@ -150,22 +153,24 @@ class BuildAuth(BuildExercise):
         ),
         WrongAnswer(
             "no try around the auth frame",
-            AUTH_03.replace("except (TimeoutError, ValueError, KeyError, AttributeError):", "except TimeoutError:")
+            AUTH_03.replace(
+                "except (TimeoutError, ValueError, KeyError, AttributeError):", "except TimeoutError:"
+            )
             + CHAT_03,
             "must not crash the handler",
         ),
         WrongAnswer(
             "no deadline",
             AUTH_03.replace(
-                "await asyncio.wait_for(websocket.receive_json(), AUTH_DEADLINE)", "await websocket.receive_json()"
+                "await asyncio.wait_for(websocket.receive_json(), AUTH_DEADLINE)",
+                "await websocket.receive_json()",
             )
             + CHAT_03,
             "nothing enforces the deadline",
         ),
         WrongAnswer(
             "no expiry",
-            AUTH_03
-            + CHAT_03.replace("async with asyncio.timeout(expires_at - time.time()):", "if True:"),
+            AUTH_03 + CHAT_03.replace("async with asyncio.timeout(expires_at - time.time()):", "if True:"),
             "yet he is still connected",
         ),
         WrongAnswer(

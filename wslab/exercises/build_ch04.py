@@ -27,16 +27,16 @@ ENV = {**AUTH_ENV, "PING_INTERVAL": str(INTERVAL), "PONG_TIMEOUT": str(TIMEOUT)}
 SLACK = 1.0
 """Seconds beyond interval + timeout the checker allows (a loaded laptop, a slow CI runner)."""
 
-PLACEHOLDER_HEARTBEAT = '''
+PLACEHOLDER_HEARTBEAT = """
 async def heartbeat(websocket: WebSocket, last_pong: dict[str, float]) -> None:
     ...  # every PING_INTERVAL send {"type": "ping"}; return once a pong is PONG_TIMEOUT late
 
 
 async def listen(room: str, user: str, websocket: WebSocket, last_pong: dict[str, float]) -> None:
     ...  # receive forever: a pong sets last_pong["at"] = time.monotonic(); anything else goes to handle
-'''
+"""
 
-PLACEHOLDER_CHAT = '''
+PLACEHOLDER_CHAT = """
 app = FastAPI()
 rooms = Rooms()
 
@@ -44,11 +44,11 @@ rooms = Rooms()
 @app.websocket("/ws/chat/{room}")
 async def chat(websocket: WebSocket, room: str) -> None:
     ...  # as in chapter 03, but run heartbeat and listen as tasks; when either ends, the connection ends
-'''
+"""
 
 
 async def play_heartbeat(run: Run, server: ServerHandle | int, ws_base: str) -> None:
-    """The chapter 04 scenarios: a healthy client stays, a blackholed one is dropped; shared with the capstone."""
+    """The chapter 04 scenarios: a healthy client stays, a blackholed one is dropped (also the capstone's)."""
     relay = await run.lab.proxy(server, "relay")
     limit = INTERVAL + TIMEOUT + SLACK
     async with Scenario(
@@ -68,7 +68,8 @@ async def play_heartbeat(run: Run, server: ServerHandle | int, ws_base: str) -> 
         if not any('"ping"' in str(e.payload) for e in bob.transcript if e.direction == "received"):
             s.fail(
                 f"bob received no ping in {4 * (INTERVAL + TIMEOUT):g} s (PING_INTERVAL = {INTERVAL:g} s)",
-                "Start `heartbeat` as a task next to the receive loop: `asyncio.create_task(heartbeat(...))`.",
+                "Start `heartbeat` as a task next to the receive loop: "
+                "`asyncio.create_task(heartbeat(...))`.",
             )
 
     async with Scenario(
@@ -110,15 +111,15 @@ class BuildHeartbeat(BuildExercise):
         "pong updates `last_pong['at']` instead of going to `handle`.",
         "In `chat`, start both as tasks (`asyncio.create_task`) and `await asyncio.wait(tasks, "
         "return_when=asyncio.FIRST_COMPLETED)` inside chapter 03's `asyncio.timeout(...)`.",
-        "If the heartbeat finished, `await websocket.close(1011, 'no pong')`; in `finally`, cancel both tasks "
-        "before `rooms.leave(...)`: a blackholed peer never answers the close, so `receive` would wait forever.",
+        "If the heartbeat finished, `await websocket.close(1011, 'no pong')`. In `finally`, cancel both "
+        "tasks before `rooms.leave(...)`: neither may outlive the connection.",
     )
     solution_code = HEARTBEAT_04 + "\n\n" + CHAT_04
     wrong_answers = (
         WrongAnswer(
             "pings without pong tracking",
             HEARTBEAT_04.replace(
-                "        if last_pong[\"at\"] < sent:\n            return\n", "        _ = sent\n"
+                '        if last_pong["at"] < sent:\n            return\n', "        _ = sent\n"
             )
             + CHAT_04,
             "the server still counts a dead peer",
@@ -130,7 +131,11 @@ class BuildHeartbeat(BuildExercise):
         ),
         WrongAnswer(
             "no heartbeat at all",
-            HEARTBEAT_04.replace("    while True:\n        await asyncio.sleep(PING_INTERVAL)", "    while True:\n        await asyncio.sleep(3600)", 1)
+            HEARTBEAT_04.replace(
+                "    while True:\n        await asyncio.sleep(PING_INTERVAL)",
+                "    while True:\n        await asyncio.sleep(3600)",
+                1,
+            )
             + CHAT_04,
             "bob received no ping",
         ),
@@ -138,7 +143,8 @@ class BuildHeartbeat(BuildExercise):
     secrets = ('last_pong["at"] < sent',)
     correct_message = (
         "bob, who answered every ping, stayed connected; dan, whose network went silent without a word, was "
-        "dropped within PING_INTERVAL + PONG_TIMEOUT and alice heard he left. The chapter 02 and 03 scenarios "
+        "dropped within PING_INTERVAL + PONG_TIMEOUT and alice heard he left. The chapter 02 and 03 "
+        "scenarios "
         "still pass. Saved in `mychat/ch04.py`."
     )
 

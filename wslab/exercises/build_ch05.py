@@ -66,13 +66,13 @@ async def run_client(url, token, on_message, *, base=0.5, cap=30.0, stable=10.0)
         failures += 1
 '''
 
-PLACEHOLDER = '''
+PLACEHOLDER = """
 import websockets
 
 
 async def run_client(url, token, on_message, *, base=0.5, cap=30.0, stable=10.0) -> None:
     ...  # connect, send the auth frame, answer pings, give the rest to on_message; reconnect; stop on 4001
-'''
+"""
 
 
 @dataclass
@@ -125,7 +125,7 @@ class BuildReconnect(BuildExercise):
     reads = ("run_client",)
     placeholder = PLACEHOLDER
     hints = (
-        "One `while True` loop: connect, send `{\"type\": \"auth\", \"token\": token}`, read messages until "
+        'One `while True` loop: connect, send `{"type": "auth", "token": token}`, read messages until '
         "the connection ends (answer each ping with a pong), then decide whether and how long to wait.",
         "The wait is full jitter: `random.uniform(0, min(cap, base * 2**failures))`, then `failures += 1`. "
         "Catch `OSError` (server down), `websockets.InvalidHandshake` and `websockets.ConnectionClosed`.",
@@ -134,10 +134,16 @@ class BuildReconnect(BuildExercise):
     )
     solution_code = SOLUTION
     wrong_answers = (
-        WrongAnswer("exponential backoff without jitter", SOLUTION.replace("random.uniform(0, min(", "(min("),
-                    "retries at the same instants"),
-        WrongAnswer("no cap", SOLUTION.replace("min(cap, base * 2**failures)", "base * 2**failures"),
-                    "waited longer than the cap"),
+        WrongAnswer(
+            "exponential backoff without jitter",
+            SOLUTION.replace("random.uniform(0, min(", "(min("),
+            "retries at the same instants",
+        ),
+        WrongAnswer(
+            "no cap",
+            SOLUTION.replace("min(cap, base * 2**failures)", "base * 2**failures"),
+            "waited longer than the cap",
+        ),
         WrongAnswer(
             "counter reset on every connect",
             SOLUTION.replace("if opened is not None and time.monotonic() - opened >= stable:", "if opened:"),
@@ -148,11 +154,16 @@ class BuildReconnect(BuildExercise):
             SOLUTION.replace("failures = 0  # it was", "pass  # it was"),
             "still waited as long as during the outage",
         ),
-        WrongAnswer("retries on 4001", SOLUTION.replace("            return  # the same", "            pass  # the same"),
-                    "the same token fails again"),
+        WrongAnswer(
+            "retries on 4001",
+            SOLUTION.replace("            return  # the same", "            pass  # the same"),
+            "the same token fails again",
+        ),
         WrongAnswer(
             "crashes when the server is down",
-            SOLUTION.replace("except (OSError, websockets.InvalidHandshake", "except (websockets.InvalidHandshake"),
+            SOLUTION.replace(
+                "except (OSError, websockets.InvalidHandshake", "except (websockets.InvalidHandshake"
+            ),
             "while the server was down",
         ),
     )
@@ -167,7 +178,9 @@ class BuildReconnect(BuildExercise):
     async def _check(self, *answers: Any) -> None:
         (run_client,) = answers
         if not inspect.iscoroutinefunction(run_client):
-            raise Incorrect("`run_client` should be an `async def` function: it runs for as long as the app does.")
+            raise Incorrect(
+                "`run_client` should be an `async def` function: it runs for as long as the app does."
+            )
         async with Run("") as run:
             await self._down_then_flapping(run, run_client)
             await self._stable_resets(run, run_client)
@@ -179,8 +192,16 @@ class BuildReconnect(BuildExercise):
             path.write_text(source, encoding="utf-8")
 
     async def _drive(
-        self, run: Run, run_client: Callable[..., Any], script: _Script, until: Callable[[], bool],
-        limit: float, base: float, cap: float, stable: float, delay_start: float = 0.0,
+        self,
+        run: Run,
+        run_client: Callable[..., Any],
+        script: _Script,
+        until: Callable[[], bool],
+        limit: float,
+        base: float,
+        cap: float,
+        stable: float,
+        delay_start: float = 0.0,
     ) -> tuple[asyncio.Task[Any], list[dict[str, Any]]]:
         port = free_port()
         received: list[dict[str, Any]] = []
@@ -224,6 +245,7 @@ class BuildReconnect(BuildExercise):
     async def _down_then_flapping(self, run: Run, run_client: Callable[..., Any]) -> None:
         base, cap, flaps = 0.05, 0.4, 14
         script = _Script(["flap"])
+
         def enough() -> bool:
             waiting = len(script.departures) == len(script.arrivals) > 0
             too_long = waiting and time.monotonic() - script.departures[-1] > cap + 0.5
@@ -249,7 +271,8 @@ class BuildReconnect(BuildExercise):
                 )
             if max(gaps) > cap + 0.25:
                 raise Incorrect(
-                    f"With cap={cap} your client waited {max(gaps):.2f} s between two attempts (delays: {shown}): "
+                    f"With cap={cap} your client waited {max(gaps):.2f} s between two attempts "
+                    f"(delays: {shown}): "
                     "it waited longer than the cap. Take `min(cap, ...)` of the exponential bound."
                 )
             late = gaps[5:]
@@ -261,7 +284,8 @@ class BuildReconnect(BuildExercise):
                 )
             if min(late) > 0.8 * cap:
                 raise Incorrect(
-                    f"Once at the cap, every delay was about {cap} s (seconds: {shown}): a client without jitter "
+                    f"Once at the cap, every delay was about {cap} s (seconds: {shown}): a client without "
+                    "jitter "
                     "retries at the same instants as every other client. Draw the delay with "
                     "`random.uniform(0, bound)`."
                 )
@@ -281,9 +305,13 @@ class BuildReconnect(BuildExercise):
             gaps = script.gaps()
             after_stable = [gaps[i] for i in range(5, min(len(gaps), len(steps) - 1), 2)]
             if not any(m.get("type") == "message" for m in received):
-                raise Incorrect("The server sent a `message` to your client, but `on_message` never received it.")
+                raise Incorrect(
+                    "The server sent a `message` to your client, but `on_message` never received it."
+                )
             if any(m.get("type") == "ping" for m in received):
-                raise Incorrect("`on_message` received a ping: answer it with a pong instead of passing it on.")
+                raise Incorrect(
+                    "`on_message` received a ping: answer it with a pong instead of passing it on."
+                )
             if after_stable and max(after_stable) > 0.15:
                 shown = ", ".join(f"{g:.2f}" for g in after_stable)
                 raise Incorrect(
@@ -296,11 +324,14 @@ class BuildReconnect(BuildExercise):
 
     async def _denied(self, run: Run, run_client: Callable[..., Any]) -> None:
         script = _Script(["deny"])
-        task, _ = await self._drive(run, run_client, script, lambda: len(script.arrivals) >= 3, 1.5, 0.02, 0.1, 10.0)
+        task, _ = await self._drive(
+            run, run_client, script, lambda: len(script.arrivals) >= 3, 1.5, 0.02, 0.1, 10.0
+        )
         try:
             if len(script.arrivals) > 1:
                 raise Incorrect(
-                    f"The server closed with 4001 (bad token) and your client came back {len(script.arrivals) - 1} "
+                    "The server closed with 4001 (bad token) and your client came back "
+                    f"{len(script.arrivals) - 1} "
                     "more times within 1.5 s: the same token fails again, forever. Return on 4001."
                 )
             with contextlib.suppress(TimeoutError):
@@ -309,7 +340,9 @@ class BuildReconnect(BuildExercise):
                 raise Incorrect("After a 4001 your client did not return: `run_client` should end there.")
             if task.exception() is not None:
                 exc = task.exception()
-                raise Incorrect(f"After a 4001 `run_client` raised {type(exc).__name__}: {exc}; it should return.")
+                raise Incorrect(
+                    f"After a 4001 `run_client` raised {type(exc).__name__}: {exc}; it should return."
+                )
         finally:
             await self._stop(task)
 

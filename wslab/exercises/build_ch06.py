@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+
 from wslab.exercises._core import WrongAnswer
 from wslab.exercises.build import BuildExercise, runnable_placeholder
 from wslab.exercises.build_ch02 import play_rooms
@@ -43,7 +44,7 @@ class Bus:
 bus = Bus(REDIS_URL)
 '''
 
-PLACEHOLDER_CHAT = '''
+PLACEHOLDER_CHAT = """
 async def handle(room: str, user: str, websocket: WebSocket, text: str) -> None:
     ...  # chapter 02's handle, but `say` goes to bus.publish
 
@@ -55,7 +56,7 @@ rooms = Rooms()
 @app.websocket("/ws/chat/{room}")
 async def chat(websocket: WebSocket, room: str) -> None:
     ...  # chapter 04's chat: joined/left through bus.publish; bus.subscribe on join, bus.unsubscribe on leave
-'''
+"""
 
 
 async def _subscribers(redis: RedisServer) -> tuple[int, list[str]]:
@@ -108,7 +109,8 @@ async def play_replicas(run: Run, redis: RedisServer, urls: tuple[str, str]) -> 
             count, _ = await _subscribers(redis)
             if count - baseline > 2:
                 k.fail(
-                    f"with 5 users on 2 replicas, Redis holds {count - baseline} subscriber connections: that is a "
+                    f"with 5 users on 2 replicas, Redis holds {count - baseline} subscriber connections: "
+                    "that is a "
                     "listener per connection, so Redis holds one connection per user and each message is "
                     "parsed once per user. One `Bus`, one `pubsub`, per process",
                     "Create `self.pubsub` once, in `__init__`, and start one listener task for all rooms.",
@@ -124,13 +126,17 @@ async def play_replicas(run: Run, redis: RedisServer, urls: tuple[str, str]) -> 
             )
 
     async with Scenario(
-        run, "frank joins attic on replica A, then leaves", "When the last member on a process leaves, UNSUBSCRIBE."
+        run,
+        "frank joins attic on replica A, then leaves",
+        "When the last member on a process leaves, UNSUBSCRIBE.",
     ) as s:
         await _join(s, "frank", f"{a}/ws/chat/{attic}")
         await asyncio.sleep(0.1)
         _, channels = await _subscribers(redis)
         if not any(attic in c for c in channels):
-            s.fail(f"frank is in {attic}, yet no Redis channel for it has a subscriber (channels: {channels})")
+            s.fail(
+                f"frank is in {attic}, yet no Redis channel for it has a subscriber (channels: {channels})"
+            )
         await s.clients["frank"].close()
         await asyncio.sleep(0.3)
         _, channels = await _subscribers(redis)
@@ -150,45 +156,58 @@ class BuildBus(BuildExercise):
     placeholder = runnable_placeholder("06", PLACEHOLDER_BUS, PLACEHOLDER_CHAT)
     hints = (
         "`publish` is one `await self.redis.publish(channel, json.dumps(message))`. `listen` is `async for "
-        "item in self.pubsub.listen():` and, for `item['type'] == 'message'`, `rooms.broadcast(...)` locally.",
+        "item in self.pubsub.listen():` and, for `item['type'] == 'message'`, `rooms.broadcast(...)` "
+        "locally.",
         "`subscribe` counts: `self.counts[room] += 1` (starting at 0), and only the first member SUBSCRIBEs. "
         "Start the listener task once (`if self.listener is None or self.listener.done()`).",
-        "In `chat`: `await bus.subscribe(room)` after `rooms.join`, and in `finally` `await bus.unsubscribe(room)` "
+        "In `chat`: `await bus.subscribe(room)` after `rooms.join`, and in `finally` "
+        "`await bus.unsubscribe(room)` "
         "after `rooms.leave`. `joined`, `left` and `say` go through `bus.publish`; DMs stay local.",
     )
     solution_code = BUS_06 + "\n\n" + HANDLE_06 + "\n\n" + CHAT_06
     wrong_answers = (
         WrongAnswer(
             "a listener per connection",
-            BUS_06.replace("if self.counts[room] == 1:", "if True:")
-            .replace(
+            BUS_06.replace("if self.counts[room] == 1:", "if True:").replace(
                 "        if self.listener is None or self.listener.done():\n"
                 "            self.listener = asyncio.create_task(self.listen())\n",
                 "        self.pubsub = self.redis.pubsub()\n"
-                "        await self.pubsub.subscribe(f\"room:{room}\")\n"
+                '        await self.pubsub.subscribe(f"room:{room}")\n'
                 "        asyncio.create_task(self.listen())\n",
             )
-            + "\n\n" + HANDLE_06 + "\n\n" + CHAT_06,
+            + "\n\n"
+            + HANDLE_06
+            + "\n\n"
+            + CHAT_06,
             "a listener per connection",
         ),
         WrongAnswer(
             "unsubscribes on every leave",
-            BUS_06.replace("if self.counts[room] == 0:", "if True:").replace(
-                "            del self.counts[room]\n", "            self.counts.pop(room, None)\n"
-            ).replace("self.counts[room] -= 1", "self.counts[room] = self.counts.get(room, 1) - 1")
-            + "\n\n" + HANDLE_06 + "\n\n" + CHAT_06,
+            BUS_06.replace("if self.counts[room] == 0:", "if True:")
+            .replace("            del self.counts[room]\n", "            self.counts.pop(room, None)\n")
+            .replace("self.counts[room] -= 1", "self.counts[room] = self.counts.get(room, 1) - 1")
+            + "\n\n"
+            + HANDLE_06
+            + "\n\n"
+            + CHAT_06,
             "though only carol left kitchen",
         ),
         WrongAnswer(
             "never unsubscribes",
-            BUS_06.replace("await self.pubsub.unsubscribe(f\"room:{room}\")", "pass")
-            + "\n\n" + HANDLE_06 + "\n\n" + CHAT_06,
+            BUS_06.replace('await self.pubsub.unsubscribe(f"room:{room}")', "pass")
+            + "\n\n"
+            + HANDLE_06
+            + "\n\n"
+            + CHAT_06,
             "stays subscribed",
         ),
         WrongAnswer(
             "say stays on this process",
-            BUS_06 + "\n\n" + HANDLE_06.replace("await bus.publish(room, {", "await rooms.broadcast(room, {")
-            + "\n\n" + CHAT_06,
+            BUS_06
+            + "\n\n"
+            + HANDLE_06.replace("await bus.publish(room, {", "await rooms.broadcast(room, {")
+            + "\n\n"
+            + CHAT_06,
             "alice's message, from the other replica",
         ),
     )

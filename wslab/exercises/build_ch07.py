@@ -144,7 +144,12 @@ async def _pytest(directory: Path, chat: str, tests: str) -> tuple[str, str]:
     (directory / "chat_app.py").write_text(chat, encoding="utf-8")
     (directory / "test_mine.py").write_text(tests, encoding="utf-8")
     # No plugin autoload: the learner's venv may hold many (nbval, hypothesis...), each slowing start-up.
-    env = {**os.environ, "PYTHONPATH": str(directory), "AUTH_DEADLINE": "0.5", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(directory),
+        "AUTH_DEADLINE": "0.5",
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *("-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "pytest_timeout", "-W", "ignore"),
@@ -211,10 +216,14 @@ class BuildTests(BuildExercise):
     async def _check(self, *answers: Any) -> None:
         (client,) = answers
         if _is_placeholder(getattr(client, "__wrapped__", client)):
-            raise NotAttempted("`client` is still the placeholder: write the fixture and the tests, then check.")
+            raise NotAttempted(
+                "`client` is still the placeholder: write the fixture and the tests, then check."
+            )
         tests = cell_source(client)
         if tests is None:
-            raise Incorrect("The checker cannot find the cell that defines the `client` fixture: run that cell.")
+            raise Incorrect(
+                "The checker cannot find the cell that defines the `client` fixture: run that cell."
+            )
         with tempfile.TemporaryDirectory(prefix="wslab-tests-") as tmp:
             outcome, tail = await _pytest(Path(tmp), reference_module("04"), tests)
             if outcome == "timeout":

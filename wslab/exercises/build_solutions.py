@@ -101,7 +101,7 @@ async def authenticate(websocket: WebSocket) -> tuple[str, float] | None:
     return claims
 '''
 
-CHAT_03 = '''\
+CHAT_03 = """\
 app = FastAPI()
 rooms = Rooms()
 
@@ -128,7 +128,7 @@ async def chat(websocket: WebSocket, room: str) -> None:
     finally:
         rooms.leave(room, user, websocket)
         await rooms.broadcast(room, {"type": "left", "user": user})
-'''
+"""
 
 SERVER_SOLUTIONS["03"] = AUTH_03 + "\n\n" + CHAT_03
 
@@ -158,7 +158,7 @@ async def listen(room: str, user: str, websocket: WebSocket, last_pong: dict[str
             await handle(room, user, websocket, text)
 '''
 
-CHAT_04 = '''\
+CHAT_04 = """\
 app = FastAPI()
 rooms = Rooms()
 
@@ -193,7 +193,7 @@ async def chat(websocket: WebSocket, room: str) -> None:
             task.cancel()  # the other one must not outlive the connection
         rooms.leave(room, user, websocket)
         await rooms.broadcast(room, {"type": "left", "user": user})
-'''
+"""
 
 SERVER_SOLUTIONS["04"] = HEARTBEAT_04 + "\n\n" + CHAT_04
 
@@ -233,22 +233,24 @@ class Bus:
 bus = Bus(REDIS_URL)
 '''
 
-HANDLE_06 = CHAT_02[CHAT_02.index("async def handle(") : CHAT_02.index("@app.websocket")].replace(
-    "await rooms.broadcast(room, {", "await bus.publish(room, {"
-).rstrip() + "\n"
+HANDLE_06 = (
+    CHAT_02[CHAT_02.index("async def handle(") : CHAT_02.index("@app.websocket")]
+    .replace("await rooms.broadcast(room, {", "await bus.publish(room, {")
+    .rstrip()
+    + "\n"
+)
 
-CHAT_06 = (
-    CHAT_04.replace(
-        'await rooms.broadcast(room, {"type": "joined", "user": user})\n    rooms.join(room, user, websocket)',
-        'await bus.publish(room, {"type": "joined", "user": user})\n'
-        "    rooms.join(room, user, websocket)\n"
-        "    await bus.subscribe(room)",
-    ).replace(
-        '        rooms.leave(room, user, websocket)\n        await rooms.broadcast(room, {"type": "left", "user": user})',
-        "        rooms.leave(room, user, websocket)\n"
-        "        await bus.unsubscribe(room)\n"
-        '        await bus.publish(room, {"type": "left", "user": user})',
-    )
+CHAT_06 = CHAT_04.replace(
+    'await rooms.broadcast(room, {"type": "joined", "user": user})\n    rooms.join(room, user, websocket)',
+    'await bus.publish(room, {"type": "joined", "user": user})\n'
+    "    rooms.join(room, user, websocket)\n"
+    "    await bus.subscribe(room)",
+).replace(
+    "        rooms.leave(room, user, websocket)\n"
+    '        await rooms.broadcast(room, {"type": "left", "user": user})',
+    "        rooms.leave(room, user, websocket)\n"
+    "        await bus.unsubscribe(room)\n"
+    '        await bus.publish(room, {"type": "left", "user": user})',
 )
 
 SERVER_SOLUTIONS["06"] = BUS_06 + "\n\n" + HANDLE_06 + "\n\n" + CHAT_06

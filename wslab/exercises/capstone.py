@@ -203,7 +203,7 @@ class Report:
 
 
 async def full_check(path: Path | str) -> Report:
-    """Serve ``path`` (a chat module) with plain uvicorn, twice, behind Redis and nginx; run every scenario."""
+    """Serve ``path`` (a chat module) with plain uvicorn, twice, with Redis and nginx; run every scenario."""
     path = Path(path)
     report = Report()
     async with Run(path.read_text(encoding="utf-8"), HEARTBEAT_ENV) as run:
@@ -248,8 +248,12 @@ async def _behind_nginx(run: Run, servers: list[PlainUvicorn]) -> None:
     except ComponentMissing as exc:
         if "nginx" in os.environ.get("WSLAB_REQUIRE", ""):
             raise Incorrect(f"nginx is required here and missing: {exc}") from None
-        raise Incorrect(f"nginx is not installed on this machine, so this part could not run: {exc}") from None
-    async with Scenario(run, "the page and the login through nginx", "Serve `/`, `/static` and `POST /token`.") as s:
+        raise Incorrect(
+            f"nginx is not installed on this machine, so this part could not run: {exc}"
+        ) from None
+    async with Scenario(
+        run, "the page and the login through nginx", "Serve `/`, `/static` and `POST /token`."
+    ) as s:
         async with httpx.AsyncClient(base_url=nginx.url, timeout=5) as http:
             page = await http.get("/")
             script = await http.get("/static/reconnecting-websocket.js")

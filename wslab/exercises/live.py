@@ -18,7 +18,7 @@ import contextlib
 import json
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from websockets.exceptions import InvalidStatus
 
@@ -196,7 +196,7 @@ class Scenario:
                 self.fail(f"{name} received {_short(raw)!r}: every message should be a JSON object")
             if message.get("type") == "ping":
                 continue
-            return message
+            return {str(key): value for key, value in message.items()}
 
     async def expect(self, name: str, what: str, hint: str = "", **fields: Any) -> dict[str, Any]:
         """The next message ``name`` gets must have these fields, else fail saying ``what`` was due.
@@ -232,13 +232,13 @@ class Scenario:
             self.fail(f"{name} received {_short(raw)!r}, but {why}")
 
     async def closed_with(self, name: str, within: float) -> int | None:
-        """Wait up to ``within`` s for ``name``'s connection to close; its close code, or None if still open."""
+        """Wait up to ``within`` s for ``name``'s connection to close: its close code, or None if open."""
         client = self.clients[name]
         with contextlib.suppress(TimeoutError):
             await client.wait_closed(within)
         return client.close_code if client.closed else None
 
-    def fail(self, what: str, hint: str = "") -> Any:
+    def fail(self, what: str, hint: str = "") -> NoReturn:
         """Raise ``Incorrect``: the scenario, what went wrong, each client's transcript, a hint."""
         lines = transcript_lines(self.clients)
         seen = "\n\nWhat each client saw:\n```\n" + "\n".join(lines) + "\n```" if lines else ""
