@@ -88,7 +88,7 @@ async def test_a_broken_capstone_fails_with_the_scenario_that_broke(tmp_path: Pa
     broken_dir = tmp_path / "broken"
     broken_dir.mkdir()
     source = (EXAMPLES / "chat.py").read_text(encoding="utf-8")
-    broken = source.replace("await bus.subscribe(room)\n", "")  # nobody ever hears Redis
+    broken = source.replace("await bus.subscribe(room)\n", "pass  # never subscribes: nobody hears Redis\n")
     assert broken != source
     (broken_dir / "chat.py").write_text(broken, encoding="utf-8")
     capstone.write_page(broken_dir)
