@@ -259,6 +259,12 @@ class BuildRooms(BuildExercise):
             ROOMS_02 + CHAT_02.replace("await websocket.accept()", "await websocket.close(4000)"),
             "refused with HTTP 403",
         ),
+        WrongAnswer(
+            "blocks the event loop forever after accepting",
+            ROOMS_02
+            + CHAT_02.replace("await websocket.accept()", "await websocket.accept()\n    time.sleep(3600)"),
+            "nothing at all arrived",
+        ),
         WrongAnswer("fails at import", ROOMS_02 + CHAT_02 + "\nstartup = undefined_name\n", "did not start"),
     )
     secrets = ("if members.get(user) is websocket:",)

@@ -185,6 +185,13 @@ class Scenario:
             try:
                 raw = await client.recv(max(0.0, deadline - loop.time()))
             except TimeoutError:
+                if not any(e.direction == "received" for e in client.transcript):
+                    self.fail(
+                        f"{name} waited {timeout:g} s for {what} and received nothing: nothing at all "
+                        "arrived on this connection since the handshake",
+                        "Does the handler send before it waits? Does anything block the event loop "
+                        "(`time.sleep`, a loop without `await`)? One blocking call stalls every connection.",
+                    )
                 self.fail(f"{name} waited {timeout:g} s for {what} and received nothing")
             except ConnectionError:
                 self.fail(f"{name}'s connection closed ({client.closed_as}) while waiting for {what}")
