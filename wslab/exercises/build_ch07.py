@@ -163,10 +163,12 @@ async def _pytest(directory: Path, chat: str, tests: str) -> tuple[str, str]:
     try:
         out, _ = await asyncio.wait_for(process.communicate(), TIMEOUT)
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
         return "timeout", ""
+    finally:  # timed out, or the check itself was cancelled: the child must not outlive it
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
     text = out.decode("utf-8", "replace")
     tail = "\n".join(text.strip().splitlines()[-12:])
     if process.returncode != 0 and "+++++ Timeout" in text:
@@ -224,28 +226,36 @@ class BuildTests(BuildExercise):
             raise Incorrect(
                 "The checker cannot find the cell that defines the `client` fixture: run that cell."
             )
+        mutants = _mutants()
         with tempfile.TemporaryDirectory(prefix="wslab-tests-") as tmp:
-            outcome, tail = await _pytest(Path(tmp), reference_module("04"), tests)
-            if outcome == "timeout":
+            dirs = [Path(tmp) / str(i) for i in range(len(mutants) + 1)]
+            for directory in dirs:
+                directory.mkdir()
+            # The three runs are independent child processes: run them side by side, then judge in order.
+            runs = await asyncio.gather(
+                _pytest(dirs[0], reference_module("04"), tests),
+                *(_pytest(d, broken, tests) for d, broken in zip(dirs[1:], mutants.values(), strict=True)),
+            )
+        (outcome, tail), *broken_runs = runs
+        if outcome == "timeout":
+            raise Incorrect(
+                f"Your tests did not finish within {PER_TEST} s per test against a correct chat: a "
+                "`receive_json()` with nothing to receive waits forever in TestClient. To show that "
+                "someone got nothing, make them receive something you know comes next."
+            )
+        if outcome == "none":
+            raise Incorrect("pytest collected no tests: name your test functions `test_...`.")
+        if outcome == "failed":
+            raise Incorrect(
+                "Your tests fail against a correct chat (the chapter 04 reference). pytest said:\n"
+                f"```\n{tail}\n```"
+            )
+        for what, (broken_outcome, _) in zip(mutants, broken_runs, strict=True):
+            if broken_outcome == "passed":
                 raise Incorrect(
-                    f"Your tests did not finish within {PER_TEST} s per test against a correct chat: a "
-                    "`receive_json()` with nothing to receive waits forever in TestClient. To show that "
-                    "someone got nothing, make them receive something you know comes next."
+                    f"Your tests pass against a broken chat, {what}: they would not catch that bug. "
+                    "Add a test that fails on it."
                 )
-            if outcome == "none":
-                raise Incorrect("pytest collected no tests: name your test functions `test_...`.")
-            if outcome == "failed":
-                raise Incorrect(
-                    "Your tests fail against a correct chat (the chapter 04 reference). pytest said:\n"
-                    f"```\n{tail}\n```"
-                )
-            for what, broken in _mutants().items():
-                outcome, _ = await _pytest(Path(tmp), broken, tests)
-                if outcome == "passed":
-                    raise Incorrect(
-                        f"Your tests pass against a broken chat, {what}: they would not catch that bug. "
-                        "Add a test that fails on it."
-                    )
         path = build_dir() / "test_chat.py"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(tests, encoding="utf-8")
