@@ -35,8 +35,7 @@ from wslab.exercises.build import (
 from wslab.exercises.build_ch02 import BuildRooms
 from wslab.exercises.build_ch07 import BuildTests
 
-pytestmark = pytest.mark.slow
-
+ROOT = Path(__file__).resolve().parent.parent
 BUILD = [e for e in wx.all_exercises() if issubclass(e, BuildExercise)]
 WRONG = [(e, w) for e in BUILD for w in e.wrong_answers]
 
@@ -55,6 +54,19 @@ def build_dir_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_every_server_and_client_chapter_has_a_build_exercise() -> None:
     assert sorted(e.chapter for e in BUILD) == ["02", "03", "04", "05", "06", "07"]
+
+
+def test_the_notebook_cells_are_the_exercises_placeholders() -> None:
+    """What a learner sees in the notebook is what CI checks as "not attempted"."""
+    import nbformat
+
+    for exercise in BUILD:
+        path = next((ROOT / "notebooks").glob(f"{exercise.chapter}_*.ipynb"))
+        cells = nbformat.read(path, as_version=4).cells
+        learner = [c.source for c in cells if c.get("id", "").startswith(f"build-{exercise.chapter}-p")]
+        assert learner, path.name
+        for source in learner:
+            assert source.strip() in exercise.placeholder, (path.name, source[:60])
 
 
 # -- the plumbing ---------------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ from wslab.exercises.build import save
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def anyio_backend() -> str:
