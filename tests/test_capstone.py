@@ -94,3 +94,48 @@ async def test_a_broken_capstone_fails_with_the_scenario_that_broke(tmp_path: Pa
     assert not report
     assert ("rooms, DMs, bad input, a vanished peer", "failed") in report.rows
     assert "Scenario “" in report.failures[0]
+
+
+@pytest.mark.anyio
+async def test_the_course_page_chats_through_two_replicas_of_the_example_in_chromium() -> None:
+    """alice's tab on one replica, bob's on the other: the page, the login and Redis work together."""
+    from playwright.async_api import async_playwright, expect
+
+    from wslab import Lab
+    from wslab.components import CHROMIUM_ARGS, require_or_skip
+
+    component = require_or_skip("browser")
+    wait = 5_000
+    async with Lab() as lab:
+        redis = await lab.redis()
+        env = {"REDIS_URL": redis.url, "CHAT_SECRET": "browser-test-secret"}
+        servers = [await capstone.PlainUvicorn.start(EXAMPLES, "chat", env) for _ in range(2)]
+        try:
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(
+                    executable_path=component.path, headless=True, args=list(CHROMIUM_ARGS)
+                )
+                try:
+                    pages = []
+                    for name, server in zip(("alice", "bob"), servers, strict=True):
+                        page = await browser.new_page()
+                        await page.goto(f"http://127.0.0.1:{server.port}/?base=0.05&cap=0.2")
+                        await page.fill("#name", name)
+                        await page.fill("#room", "lobby")
+                        await page.click("#join-button")
+                        await expect(page.locator("#state")).to_have_attribute(
+                            "data-state", "open", timeout=wait
+                        )
+                        pages.append(page)
+                    alice, bob = pages
+                    await expect(alice.locator("#log")).to_contain_text("bob joined", timeout=wait)
+                    await bob.fill("#text", "hello from the other replica")
+                    await bob.click("#send")
+                    await expect(alice.locator("#log")).to_contain_text(
+                        "bob: hello from the other replica", timeout=wait
+                    )
+                finally:
+                    await browser.close()
+        finally:
+            for server in servers:
+                await server.stop()
