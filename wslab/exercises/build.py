@@ -291,7 +291,7 @@ def carry(chapter: str, namespace: dict[str, Any], *, solution: bool = False) ->
     notebook's globals), so later cells can use ``Rooms``, ``make_token``... directly.
     """
     if chapter == "07":
-        path = ensure_chat_app()
+        path = ensure_chat_app(solution=solution)
         return Carried(
             chapter, f"the chapter 04 chat, written to {path.parent.name}/{path.name}", ["chat_app"]
         )
@@ -397,7 +397,7 @@ def runnable_placeholder(chapter: str, *cells: str) -> str:
 _answer_ids = itertools.count(1)
 
 
-def ensure_chat_app() -> Path:
+def ensure_chat_app(solution: bool = False) -> Path:
     """Write the chat that chapter 07's tests import (``chat_app.py``) and make it importable.
 
     It is the chapter 04 chat (no Redis needed): the learner's own if its check passed, else the
@@ -406,7 +406,8 @@ def ensure_chat_app() -> Path:
     import sys
 
     saved = _saved_path("04")
-    module = saved.read_text(encoding="utf-8") if saved.exists() else reference_module("04")
+    mine = saved.exists() and not solution
+    module = saved.read_text(encoding="utf-8") if mine else reference_module("04")
     path = build_dir() / "chat_app.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text(encoding="utf-8") != module:
