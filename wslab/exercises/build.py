@@ -292,8 +292,13 @@ def carry(chapter: str, namespace: dict[str, Any], *, solution: bool = False) ->
     """
     if chapter == "07":
         path = ensure_chat_app(solution=solution)
+        whose = (
+            "your chapter 04 code"
+            if _saved_path("04").exists() and not solution
+            else "the reference solution of chapter 04"
+        )
         return Carried(
-            chapter, f"the chapter 04 chat, written to {path.parent.name}/{path.name}", ["chat_app"]
+            chapter, f"{whose}, written to {path.parent.name}/{path.name} for your tests", ["chat_app"]
         )
     previous = _previous(chapter)
     if solution and previous is not None:
