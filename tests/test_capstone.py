@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from wslab.chat.page import PAGE, STATIC_DIR
 from wslab.exercises import capstone
 from wslab.exercises.build import save
 
@@ -50,9 +49,9 @@ def test_examples_import_nothing_from_wslab_and_stay_small() -> None:
 
 
 def test_examples_ship_the_course_page_and_client_unchanged() -> None:
-    assert (EXAMPLES / "index.html").read_text(encoding="utf-8") == PAGE
+    assert (EXAMPLES / "index.html").read_text(encoding="utf-8") == capstone.page_html()
     shipped = (EXAMPLES / "static" / "reconnecting-websocket.js").read_bytes()
-    assert shipped == (STATIC_DIR / "reconnecting-websocket.js").read_bytes()
+    assert shipped == capstone.CLIENT_JS.read_bytes()
 
 
 @pytest.mark.anyio

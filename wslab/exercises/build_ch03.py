@@ -13,7 +13,6 @@ from wslab.exercises.build import BuildExercise, runnable_placeholder
 from wslab.exercises.build_ch02 import play_rooms
 from wslab.exercises.build_solutions import AUTH_03, CHAT_03
 from wslab.exercises.live import SECRET, Run, Scenario, token_for
-from wslab.servers import ServerHandle
 
 __all__ = ["BuildAuth", "play_auth"]
 
@@ -46,7 +45,7 @@ def _authenticated(url: str) -> object:
     return url_for
 
 
-async def play_auth(run: Run, server: ServerHandle | int, ws_base: str) -> None:
+async def play_auth(run: Run, ws_base: str) -> None:
     """The chapter 03 scenarios against ``ws_base`` (``ws://host:port``); shared with the capstone."""
     async with Scenario(
         run,
@@ -192,5 +191,5 @@ class BuildAuth(BuildExercise):
         async with Run(module, ENV) as run:
             server = await run.serve()
             base = f"ws://127.0.0.1:{server.port}"
-            await play_auth(run, server, base)
+            await play_auth(run, base)
             await play_rooms(run, _authenticated(base))

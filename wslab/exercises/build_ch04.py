@@ -18,7 +18,6 @@ from wslab.exercises.build_ch03 import _authenticated, play_auth
 from wslab.exercises.build_solutions import CHAT_04, HEARTBEAT_04
 from wslab.exercises.live import Run, Scenario, token_for
 from wslab.netem import Mode
-from wslab.servers import ServerHandle
 
 __all__ = ["BuildHeartbeat", "play_heartbeat"]
 
@@ -47,9 +46,9 @@ async def chat(websocket: WebSocket, room: str) -> None:
 """
 
 
-async def play_heartbeat(run: Run, server: ServerHandle | int, ws_base: str) -> None:
+async def play_heartbeat(run: Run, port: int, ws_base: str) -> None:
     """The chapter 04 scenarios: a healthy client stays, a blackholed one is dropped (also the capstone's)."""
-    relay = await run.lab.proxy(server, "relay")
+    relay = await run.lab.proxy(port, "relay")
     limit = INTERVAL + TIMEOUT + SLACK
     async with Scenario(
         run,
@@ -152,6 +151,6 @@ class BuildHeartbeat(BuildExercise):
         async with Run(module, ENV) as run:
             server = await run.serve()
             base = f"ws://127.0.0.1:{server.port}"
-            await play_heartbeat(run, server, base)
-            await play_auth(run, server, base)
+            await play_heartbeat(run, server.port, base)
+            await play_auth(run, base)
             await play_rooms(run, _authenticated(base))

@@ -22,8 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.exercises._core import Incorrect, NotAttempted, WrongAnswer
 from wslab.exercises.build import BuildExercise, build_dir, cell_source
-from wslab.exercises.live import Run
-from wslab.servers import free_port
+from wslab.exercises.live import Run, free_port
 
 __all__ = ["BuildReconnect"]
 

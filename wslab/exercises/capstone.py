@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from wslab.chat.page import PAGE, STATIC_DIR
+from wslab.chat import page as course_page
 from wslab.components import ComponentMissing
 from wslab.events import Table
 from wslab.exercises._core import Incorrect
@@ -32,8 +32,7 @@ from wslab.exercises.build_ch03 import _authenticated, play_auth
 from wslab.exercises.build_ch04 import ENV as HEARTBEAT_ENV
 from wslab.exercises.build_ch04 import play_heartbeat
 from wslab.exercises.build_ch06 import play_replicas
-from wslab.exercises.live import Run, Scenario, token_for
-from wslab.servers import HOST, free_port
+from wslab.exercises.live import HOST, Run, Scenario, free_port, token_for
 
 __all__ = ["Assembled", "Report", "assemble", "full_check"]
 
@@ -121,12 +120,24 @@ def _without_docstring(module: str) -> str:
     return module
 
 
+def page_html() -> str:
+    """The course's chat page (with its ``__HEARTBEAT__`` placeholder), wherever the package keeps it."""
+    page_file = getattr(course_page, "PAGE_FILE", None)
+    if isinstance(page_file, Path):
+        return page_file.read_text(encoding="utf-8")
+    return str(course_page.PAGE)
+
+
+CLIENT_JS = course_page.STATIC_DIR / "reconnecting-websocket.js"
+"""The course's browser client, built from its TypeScript source."""
+
+
 def write_page(directory: Path) -> None:
     """The course's page and its built client, next to a chat module, so ``/`` and ``/static`` work."""
-    (directory / "index.html").write_text(PAGE, encoding="utf-8")
+    (directory / "index.html").write_text(page_html(), encoding="utf-8")
     static = directory / "static"
     static.mkdir(exist_ok=True)
-    shutil.copyfile(STATIC_DIR / "reconnecting-websocket.js", static / "reconnecting-websocket.js")
+    shutil.copyfile(CLIENT_JS, static / "reconnecting-websocket.js")
 
 
 class PlainUvicorn:
@@ -222,7 +233,7 @@ async def full_check(path: Path | str) -> Report:
             a, b = (f"ws://{HOST}:{s.port}" for s in servers)
             parts: list[tuple[str, Callable[[], Awaitable[None]]]] = [
                 ("rooms, DMs, bad input, a vanished peer", lambda: play_rooms(run, _authenticated(a))),
-                ("auth: deadline, 4001 after accept, expiry", lambda: play_auth(run, servers[0].port, a)),
+                ("auth: deadline, 4001 after accept, expiry", lambda: play_auth(run, a)),
                 ("heartbeat against a blackholed peer", lambda: play_heartbeat(run, servers[0].port, a)),
                 ("two replicas through Redis", lambda: play_replicas(run, redis, (a, b))),
                 ("behind nginx: page, login, chat", lambda: _behind_nginx(run, servers)),

@@ -16,18 +16,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from websockets.exceptions import InvalidStatus
 
 from wslab.clients import LabClient
 from wslab.exercises._core import Incorrect
 from wslab.lab import Lab
-from wslab.servers import ProcessServer
 
-__all__ = ["Run", "Scenario", "transcript_lines"]
+__all__ = ["HOST", "Run", "Scenario", "Served", "free_port", "transcript_lines"]
+
+HOST = "127.0.0.1"
+"""Every server, relay and client of a check lives on loopback."""
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the OS picks it), for a server the check starts itself."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+class Served(Protocol):
+    """What a check needs from a server it started: where it listens."""
+
+    port: int
+
+    def ws_url(self, path: str = "/") -> str: ...
+
 
 MODULE = "mychat_checked"
 """The name the learner's module is imported under in the server process."""
@@ -92,7 +111,7 @@ class Run:
         path.write_text(self.source, encoding="utf-8")
         return path
 
-    async def serve(self, name: str = "server", env: dict[str, str] | None = None) -> ProcessServer:
+    async def serve(self, name: str = "server", env: dict[str, str] | None = None) -> Served:
         """Start the learner's ``app`` with uvicorn in a child process; failing to start is Incorrect."""
         self.write()
         assert self.directory is not None
