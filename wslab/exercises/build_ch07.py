@@ -26,6 +26,7 @@ from wslab.exercises.build import (
     reference_module,
     runnable_placeholder,
 )
+from wslab.exercises.live import python_path
 
 __all__ = ["BuildTests"]
 
@@ -146,7 +147,7 @@ async def _pytest(directory: Path, chat: str, tests: str) -> tuple[str, str]:
     # No plugin autoload: the learner's venv may hold many (nbval, hypothesis...), each slowing start-up.
     env = {
         **os.environ,
-        "PYTHONPATH": str(directory),
+        "PYTHONPATH": python_path(directory),
         "AUTH_DEADLINE": "0.5",
         "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
     }

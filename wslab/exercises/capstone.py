@@ -32,7 +32,7 @@ from wslab.exercises.build_ch03 import _authenticated, play_auth
 from wslab.exercises.build_ch04 import ENV as HEARTBEAT_ENV
 from wslab.exercises.build_ch04 import play_heartbeat
 from wslab.exercises.build_ch06 import play_replicas
-from wslab.exercises.live import HOST, Run, Scenario, free_port, token_for
+from wslab.exercises.live import HOST, Run, Scenario, free_port, python_path, token_for
 
 __all__ = ["Assembled", "Report", "assemble", "full_check"]
 
@@ -155,7 +155,7 @@ class PlainUvicorn:
             *(sys.executable, "-m", "uvicorn", f"{module}:app", "--host", HOST, "--port", str(port)),
             *("--log-level", "warning"),
             cwd=directory,
-            env={**os.environ, **env, "PYTHONPATH": str(directory)},
+            env={**os.environ, **env, "PYTHONPATH": python_path(directory)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +39,11 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return int(probe.getsockname()[1])
+
+
+def python_path(directory: Path) -> str:
+    """``PYTHONPATH`` for a child that imports a module from ``directory``, keeping what was set before."""
+    return os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
 
 
 class Served(Protocol):
@@ -115,7 +121,7 @@ class Run:
         """Start the learner's ``app`` with uvicorn in a child process; failing to start is Incorrect."""
         self.write()
         assert self.directory is not None
-        child_env = {**self.env, **(env or {}), "PYTHONPATH": str(self.directory)}
+        child_env = {**self.env, **(env or {}), "PYTHONPATH": python_path(self.directory)}
         try:
             return await self.lab.serve_process(f"{MODULE}:app", name, env=child_env)
         except RuntimeError as exc:
