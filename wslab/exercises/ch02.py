@@ -372,4 +372,6 @@ async def safe_broadcast(connections, message):
             )
 
 
-CHAPTER = Chapter("02", "02_chat_rooms", (SafeBroadcast,))
+from wslab.exercises.build_ch02 import BuildRooms  # noqa: E402  (the build track: served for real)
+
+CHAPTER = Chapter("02", "02_chat_rooms", (SafeBroadcast, BuildRooms))

@@ -297,4 +297,6 @@ def origin_allowed(origin, host, allowlist):
                 raise Incorrect(f"`{call}` {verdict}, but {case.why}.")
 
 
-CHAPTER = Chapter("03", "03_authentication", (OriginAllowed,))
+from wslab.exercises.build_ch03 import BuildAuth  # noqa: E402  (the build track: served for real)
+
+CHAPTER = Chapter("03", "03_authentication", (OriginAllowed, BuildAuth))

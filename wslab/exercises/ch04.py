@@ -216,4 +216,6 @@ def heartbeat_settings(idle_timeout, worst_latency, detect_within):
                 )
 
 
-CHAPTER = Chapter("04", "04_heartbeats", (HeartbeatSettings,))
+from wslab.exercises.build_ch04 import BuildHeartbeat  # noqa: E402  (the build track: served for real)
+
+CHAPTER = Chapter("04", "04_heartbeats", (HeartbeatSettings, BuildHeartbeat))

@@ -279,4 +279,6 @@ def full_jitter(attempt, base, cap, rng):
             )
 
 
-CHAPTER = Chapter("05", "05_reconnect_and_backoff", (FullJitter,))
+from wslab.exercises.build_ch05 import BuildReconnect  # noqa: E402  (the build track: run for real)
+
+CHAPTER = Chapter("05", "05_reconnect_and_backoff", (FullJitter, BuildReconnect))

@@ -253,4 +253,6 @@ def on_leave(counts, room):
         )
 
 
-CHAPTER = Chapter("06", "06_scaling_with_redis", (RefCountedSubscribe,))
+from wslab.exercises.build_ch06 import BuildBus  # noqa: E402  (the build track: two real replicas)
+
+CHAPTER = Chapter("06", "06_scaling_with_redis", (RefCountedSubscribe, BuildBus))

@@ -209,4 +209,6 @@ def inspect_coroutine(value: object) -> bool:
     return False
 
 
-CHAPTER = Chapter("07", "07_testing_websockets", (RecvWithTimeout,))
+from wslab.exercises.build_ch07 import BuildTests  # noqa: E402  (the build track: pytest, for real)
+
+CHAPTER = Chapter("07", "07_testing_websockets", (RecvWithTimeout, BuildTests))
