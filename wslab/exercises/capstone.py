@@ -121,11 +121,8 @@ def _without_docstring(module: str) -> str:
 
 
 def page_html() -> str:
-    """The course's chat page (with its ``__HEARTBEAT__`` placeholder), wherever the package keeps it."""
-    page_file = getattr(course_page, "PAGE_FILE", None)
-    if isinstance(page_file, Path):
-        return page_file.read_text(encoding="utf-8")
-    return str(course_page.PAGE)
+    """The course's chat page (with its ``__HEARTBEAT__`` placeholder)."""
+    return course_page.PAGE_FILE.read_text(encoding="utf-8")
 
 
 CLIENT_JS = course_page.STATIC_DIR / "reconnecting-websocket.js"

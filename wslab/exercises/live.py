@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, Protocol
@@ -27,18 +26,9 @@ from websockets.exceptions import InvalidStatus
 from wslab.clients import LabClient
 from wslab.exercises._core import Incorrect
 from wslab.lab import Lab
+from wslab.runtime.process import HOST, free_port
 
-__all__ = ["HOST", "Run", "Scenario", "Served", "free_port", "transcript_lines"]
-
-HOST = "127.0.0.1"
-"""Every server, relay and client of a check lives on loopback."""
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (the OS picks it), for a server the check starts itself."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
+__all__ = ["HOST", "Run", "Scenario", "Served", "free_port", "token_for", "transcript_lines"]
 
 
 def python_path(directory: Path) -> str:
