@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
@@ -43,7 +44,16 @@ class Guarded:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return self.fn(*args, **kwargs)
+            result = self.fn(*args, **kwargs)
+        except Exception as exc:
+            self.remember(exc)
+            raise
+        return self._watch(result) if inspect.isawaitable(result) else result
+
+    async def _watch(self, awaitable: Awaitable[Any]) -> Any:
+        """An ``async def`` answer raises when awaited, not when called: remember that, too."""
+        try:
+            return await awaitable
         except Exception as exc:
             self.remember(exc)
             raise
@@ -121,11 +131,15 @@ def tasks_running(coroutine_name: str) -> list[asyncio.Task[Any]]:
 
 async def cancel_leftovers(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Cancel tasks the learner's code started and forgot, and wait for them: the check leaves nothing."""
+    tasks = list(tasks)
     pending = [task for task in tasks if not task.done()]
     for task in pending:
         task.cancel()
     if pending:
         await asyncio.wait(pending, timeout=1.0)
+    for task in tasks:  # retrieve what they raised, so asyncio prints no "never retrieved" warning
+        if task.done() and not task.cancelled():
+            task.exception()
 
 
 async def bounded(awaitable: Awaitable[Any], timeout: float) -> Any:
