@@ -23,6 +23,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
+from starlette.websockets import WebSocketDisconnect
+
 from wslab.exercises._core import Exercise, Incorrect, NotAttempted
 
 __all__ = ["Guarded", "cancel_leftovers", "scenario", "tasks_running", "until"]
@@ -59,8 +61,12 @@ class Guarded:
             raise
 
     def remember(self, exc: BaseException) -> None:
-        """Keep the first exception the learner's code raised (the one that explains the rest)."""
-        if self.error is None:
+        """Keep the first exception the learner's code raised (the one that explains the rest).
+
+        A ``WebSocketDisconnect`` is not one: it is how Starlette tells a handler its peer has gone, and
+        letting it end the handler is ordinary (Starlette ends the connection quietly).
+        """
+        if self.error is None and not isinstance(exc, WebSocketDisconnect):
             self.error = exc
 
     def fail(self, problem: str) -> None:
