@@ -37,10 +37,18 @@ class Guarded:
     means "not attempted", as everywhere in the exercises.
     """
 
-    def __init__(self, exercise: Exercise, fn: Callable[..., Any], shown: str) -> None:
+    def __init__(
+        self,
+        exercise: Exercise,
+        fn: Callable[..., Any],
+        shown: str,
+        expected: tuple[type[BaseException], ...] = (),
+    ) -> None:
         exercise.describe(fn)  # not callable: Incorrect at once, before any server starts
         self.fn = fn
         self.shown = shown
+        self.expected = expected
+        """Exceptions the exercise asks the learner's code to raise: part of the contract, not a bug."""
         self.error: BaseException | None = None
         self.problem: str | None = None
 
@@ -66,7 +74,7 @@ class Guarded:
         A ``WebSocketDisconnect`` is not one: it is how Starlette tells a handler its peer has gone, and
         letting it end the handler is ordinary (Starlette ends the connection quietly).
         """
-        if self.error is None and not isinstance(exc, WebSocketDisconnect):
+        if self.error is None and not isinstance(exc, (WebSocketDisconnect, *self.expected)):
             self.error = exc
 
     def fail(self, problem: str) -> None:
