@@ -167,7 +167,11 @@ async def receive(pubsub, handle, timeout):
 
             async def replica(name: str, url: str, fanout: Any = None) -> Any:
                 settings = ChatSettings(secret=SECRET, backend="pubsub", redis_url=url, redis_timeout=TIMEOUT)
-                app = create_app(settings, report=lambda k, m: lab.events.record(name, k, m), fanout=fanout)
+
+                def report(kind: str, message: str) -> None:
+                    lab.events.record(name, kind, message)
+
+                app = create_app(settings, report=report, fanout=fanout)
                 return app, await lab.serve(app, name=f"f13-{name}")
 
             async def join(server: Any, user: str) -> Any:

@@ -38,7 +38,8 @@ def _room(guard: Guarded) -> Starlette:
     async def chat(websocket: WebSocket) -> None:
         name = websocket.path_params["name"]
         await websocket.accept()
-        members[name], relayed[name], bucket = websocket, 0, {}
+        members[name], relayed[name] = websocket, 0
+        bucket: dict[str, Any] = {}
         loop = asyncio.get_running_loop()
         try:
             while True:
