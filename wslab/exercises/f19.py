@@ -63,8 +63,8 @@ async def drain(sockets: list, after: float, spread: float, rng: random.Random) 
     hints = (
         "The server knows what the clients do not: how long the restart takes (`after`) and how long the "
         "new process needs to take everyone back (`spread`). Tell each client its own moment in that window.",
-        "For each socket: `seconds = after + rng.uniform(0, spread)`, then "
-        "`await websocket.close(code, reason)` with the reason `format_retry_hint(seconds)`.",
+        "For each socket, draw its own `seconds` between `after` and `after + spread` with `rng.uniform`, "
+        "then `await websocket.close(code, reason)` with the reason `format_retry_hint(seconds)`.",
         "The code is 1012 (`CloseCode.SERVICE_RESTART`: come back, the service is restarting). Draw a new "
         "`seconds` for every socket, and never less than `after`.",
     )

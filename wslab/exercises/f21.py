@@ -57,7 +57,8 @@ def heartbeat_interval(path: dict) -> float:
         "smallest timeout decides. The heartbeat keeps the connection from ever being silent that long.",
         "A ping can be sent late, and what resets a proxy's timer is bytes crossing it: leave a margin. "
         "The notebook's rule: the interval is at most half the smallest idle timeout.",
-        "`min(path.values()) / 2`: the largest interval that keeps the margin, so no more pings than needed.",
+        "Take the smallest timeout in `path` and halve it: the largest interval that keeps the margin, so no "
+        "more pings than needed.",
     )
     solution_code = """
 def heartbeat_interval(path: dict) -> float:
