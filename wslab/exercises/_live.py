@@ -47,8 +47,7 @@ class Guarded:
         exercise.describe(fn)  # not callable: Incorrect at once, before any server starts
         self.fn = fn
         self.shown = shown
-        self.expected = expected
-        """Exceptions the exercise asks the learner's code to raise: part of the contract, not a bug."""
+        self.expected = expected  # exceptions the exercise asks the learner to raise: the contract, no bug
         self.error: BaseException | None = None
         self.problem: str | None = None
 
@@ -154,11 +153,3 @@ async def cancel_leftovers(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for task in tasks:  # retrieve what they raised, so asyncio prints no "never retrieved" warning
         if task.done() and not task.cancelled():
             task.exception()
-
-
-async def bounded(awaitable: Awaitable[Any], timeout: float) -> Any:
-    """Await with a deadline; ``None`` if it did not finish (the caller decides what that means)."""
-    try:
-        return await asyncio.wait_for(awaitable, timeout)
-    except TimeoutError:
-        return None
