@@ -14,9 +14,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from wslab.chat.fanout_pubsub import PubSubFanOut
 from wslab.exercises._core import Chapter, Exercise, Incorrect, WrongAnswer
 from wslab.exercises._live import Guarded, scenario, until
+from wslab.pitfalls.f13_silent_listener import NoWatchdogPubSubFanOut
 
 SECRET = "wslab-f13-exercise-secret-0123456789abcdef"
 TIMEOUT = 0.3
@@ -24,8 +24,8 @@ TIMEOUT = 0.3
 SHOWN = "receive(pubsub, handle, timeout)"
 
 
-class _LearnerFanOut(PubSubFanOut):
-    """The reference pub/sub fan-out, reading with the learner's loop."""
+class _LearnerFanOut(NoWatchdogPubSubFanOut):
+    """The notebook's deaf fan-out with its read loop replaced by the learner's: the reference otherwise."""
 
     def __init__(self, url: str, guard: Guarded) -> None:
         super().__init__(url, timeout=TIMEOUT)
