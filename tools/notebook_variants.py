@@ -1,8 +1,8 @@
 """Build the student and the solution copies of the notebooks (``make student``).
 
 Exercise cells are recognised by what they contain: a notebook binds its chapter with
-``ex = exercises.bind("NN", globals())``, and each exercise cell ends with ``ex.qK.check()`` (or
-``await ex.qK.check()``). Everything above that line is the learner's answer.
+``ex = exercises.bind("NN", globals())`` (``"F01"`` in a failure notebook), and each exercise cell ends
+with ``ex.qK.check()`` (or ``await ex.qK.check()``). Everything above that line is the learner's answer.
 
 - **student**: the notebooks as learners get them (exercise cells unanswered), outputs cleared, with
   the files they read (``failures/k8s/``). It is what a workshop hands out.
@@ -27,7 +27,7 @@ import nbformat
 from wslab.exercises import bind
 
 ROOT = Path(__file__).resolve().parent.parent
-BIND_RE = re.compile(r"""exercises\.bind\(\s*["'](\d\d)["']""")
+BIND_RE = re.compile(r"""exercises\.bind\(\s*["'](\d\d|F\d\d)["']""")
 CHECK_RE = re.compile(r"^(?:await\s+)?ex\.(q\d+)\.check\(\)\s*$", re.M)
 
 

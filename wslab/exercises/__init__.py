@@ -8,8 +8,9 @@ A notebook's setup cell binds its chapter to its own globals::
     ex.q1.solution()
     await ex.q3.check()    # an async exercise (one that runs the learner's handler)
 
-Chapters are the ``chNN`` modules of this package, found by name, so ``chapters()`` and
-``all_exercises()`` (what CI iterates) cannot miss one that exists.
+Chapters are the ``chNN`` modules of this package, and the failure notebooks' exercises the ``fNN``
+modules (bound as ``bind("F01", globals())``), found by name, so ``chapters()`` and ``all_exercises()``
+(what CI iterates) cannot miss one that exists.
 """
 
 from __future__ import annotations
@@ -52,14 +53,14 @@ __all__ = [
 
 
 def _discover() -> dict[str, Chapter]:
-    """Every ``chNN`` module in this package, each with a ``CHAPTER``.
+    """Every ``chNN`` (chapter) and ``fNN`` (failure notebook) module here, each with a ``CHAPTER``.
 
     Discovered rather than listed so that a chapter added as a file cannot be missed by CI's
     ``all_exercises()``; a ``chNN`` module without a ``CHAPTER`` is an error, not a silent skip.
     """
     found = {}
     for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if re.fullmatch(r"ch\d\d", module.name):
+        if re.fullmatch(r"ch\d\d|f\d\d", module.name):
             chapter = importlib.import_module(f"{__name__}.{module.name}").CHAPTER
             found[chapter.id] = chapter
     return found
