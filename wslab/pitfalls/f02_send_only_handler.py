@@ -29,6 +29,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 Report = Callable[[str, str], None]
 """``report(kind, message)``, as in :mod:`wslab.chat`: where the app says what happened. Never prints."""
 
+__all__ = ["create_app", "feed_with_reader", "no_report", "push_ticks", "send_only_feed"]
+
 
 def no_report(kind: str, message: str) -> None:
     """The default report hook: do nothing."""

@@ -23,6 +23,8 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+__all__ = ["blocking_endpoint", "create_app", "offloaded_endpoint", "slow_lookup"]
+
 
 def slow_lookup(seconds: float) -> str:
     """Stand-in for a synchronous database or HTTP call: it holds its thread for ``seconds``."""
