@@ -20,10 +20,13 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
 
+from wslab.apps import echo
 from wslab.components import CHROMIUM_ARGS, require_or_skip
+from wslab.wire import CloseCode
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
@@ -59,6 +62,76 @@ def _page(html: str) -> Any:
     return endpoint
 
 
+class SocketCounter:
+    """ASGI middleware: WebSocket handshakes, accepted sockets and sockets open *now*, seen by the server.
+
+    Why at the server: a page can lose track of a socket (a React render that made one and dropped the
+    reference) but the server still holds it; counting here is the only honest measure of a leak.
+    ``urls`` keeps each handshake's path and query string, which is what an access log records.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.attempts = 0
+        self.accepted = 0
+        self.open = 0
+        self.peak = 0
+        self.urls: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        self.attempts += 1
+        query = scope.get("query_string", b"").decode()
+        self.urls.append(scope["path"] + (f"?{query}" if query else ""))
+        accepted = False
+
+        async def counting_send(message: Any) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept" and not accepted:
+                accepted = True
+                self.accepted += 1
+                self.open += 1
+                self.peak = max(self.peak, self.open)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            if accepted:
+                self.open -= 1
+
+
+async def _drop(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.close(CloseCode.INTERNAL_ERROR)
+
+
+async def _refuse(websocket: WebSocket) -> None:
+    await websocket.close()  # before accept(): the handshake is answered with HTTP 403
+
+
+async def _close_with(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.close(int(websocket.path_params["code"]))
+
+
+def misbehaving_routes() -> list[WebSocketRoute]:
+    """Servers a client must cope with, one route each, for the client lessons (chapter 10).
+
+    ``/ws/echo`` answers; ``/ws/drop`` accepts and closes 1011 at once (a crash loop behind a load
+    balancer); ``/ws/refuse`` refuses every handshake (HTTP 403, as a balancer with no healthy backend
+    answers 502); ``/ws/close/{code}`` accepts and closes with ``code``.
+    """
+    return [
+        WebSocketRoute("/ws/echo", echo),
+        WebSocketRoute("/ws/drop", _drop),
+        WebSocketRoute("/ws/refuse", _refuse),
+        WebSocketRoute("/ws/close/{code:int}", _close_with),
+    ]
+
+
 def with_pages(app: Any, pages: Mapping[str, str]) -> Starlette:
     """``app`` with ``pages`` (path → HTML) and ``/static`` in front of it, all on one origin.
 
@@ -75,29 +148,43 @@ CLIENT_PAGE = """<!doctype html>
 <title>wslab browser client</title>
 <script type="module">
   import * as wslab from "/static/reconnecting-websocket.js";
+  import { NaiveReconnectingWebSocket } from "/static/naive-reconnecting-websocket.js";
   // What the lesson reads back: every state change (with its time on the page's clock) and message.
   window.wslab = wslab;
+  window.Naive = NaiveReconnectingWebSocket;
+  window.wsUrl = (path) => (path.startsWith("ws") ? path : `ws://${location.host}${path}`);
   window.states = [];
   window.messages = [];
   window.start = (path, options) => {
     const started = performance.now();
-    window.client = new wslab.ReconnectingWebSocket(`ws://${location.host}${path}`, {
+    window.client = new wslab.ReconnectingWebSocket(wsUrl(path), {
       ...options,
       onState: (change) => window.states.push({ at: (performance.now() - started) / 1000, ...change }),
       onMessage: (message) => window.messages.push(message),
     });
   };
+  // The tutorial's client (chapter 10), wired the way its articles wire a status badge.
+  window.badge = "";
+  window.startNaive = (path, token, options) => {
+    window.naive = new NaiveReconnectingWebSocket(wsUrl(path), token, options);
+    window.naive.onopen = () => (window.badge = "connected");
+    window.naive.onclose = () => (window.badge = "reconnecting…");
+    window.naive.onmessage = (message) => window.messages.push(message);
+  };
 </script>
 """
-"""A page that loads the course's browser client; ``start(path, options)`` connects it to its own host.
+"""A page that loads the course's browser client; ``start(path, options)`` connects it to its own host
+(or to ``path`` itself when it is a ``ws://`` URL).
 
 Options are plain JSON (``base``, ``cap``, ``maxAttempts``, ``token``...); the page records every state
-change in ``window.states`` and every message in ``window.messages`` for the cell to read back."""
+change in ``window.states`` and every message in ``window.messages`` for the cell to read back.
+``startNaive(path, token, options)`` starts the tutorial-style client of chapter 10 instead
+(``window.naive``), with the status text its articles show in ``window.badge``."""
 
 
 async def open_client_page(browser: Browser, base_url: str, path: str = "/client") -> Page:
     """A new tab on ``base_url + path`` (a :data:`CLIENT_PAGE`), once its module has loaded."""
     page = await browser.new_page()
     await page.goto(base_url + path)
-    await page.wait_for_function("window.start !== undefined")
+    await page.wait_for_function("window.start !== undefined", polling=10)
     return page
