@@ -12,6 +12,7 @@ on the same origin as an app's WebSocket routes: the page then connects to ``loc
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -102,6 +103,26 @@ class SocketCounter:
             if accepted:
                 self.open -= 1
 
+    async def settle(self, expected: int, timeout: float = 10.0, quiet: float = 0.2) -> int:
+        """The open count once it has equalled ``expected`` for ``quiet`` seconds (or at ``timeout``).
+
+        Why not return at the first match: sockets open and close concurrently (StrictMode closes its
+        first client while the second connects), so a count can pass through the expected value on its
+        way elsewhere. A leak must show as a count that *stays* wrong, and a fix as one that stays right.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        since: float | None = None
+        while loop.time() < deadline:
+            if self.open != expected:
+                since = None
+            elif since is None:
+                since = loop.time()
+            elif loop.time() - since >= quiet:
+                break
+            await asyncio.sleep(0.01)
+        return self.open
+
 
 async def _drop(websocket: WebSocket) -> None:
     await websocket.accept()
@@ -188,3 +209,16 @@ async def open_client_page(browser: Browser, base_url: str, path: str = "/client
     await page.goto(base_url + path)
     await page.wait_for_function("window.start !== undefined", polling=10)
     return page
+
+
+REACT_PAGE = """<!doctype html>
+<title>wslab React chat</title>
+<div id="root"></div>
+<script type="module">
+  import "/static/react-chat.js";
+  // mount({mode: "naive" | "hook", url, token, strict}) renders the chat component into #root.
+  const root = document.getElementById("root");
+  window.mountChat = (options) => (window.root = window.wslabReact.mount(root, options));
+</script>
+"""
+"""Chapter 10's React page: ``react-chat.js``, built from ``react-chat.tsx`` and ``use-chat-socket.ts``."""
