@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from wslab.chat.auth import Revocations
+from wslab.chat.dedup import RecentIds
 from wslab.chat.protocol import Joined, Left, Ready, ServerMessage
 from wslab.wire import CloseCode
 
@@ -122,6 +123,7 @@ class ConnectionManager:
         self.stats = Stats()
         self.evictions: list[Eviction] = []
         self.revocations = Revocations()
+        self.recent_ids = RecentIds()  # message ids seen, so a retried ``say`` is not broadcast twice
         self._rooms: dict[str, Room] = {}
 
     # -- what a lesson looks at ------------------------------------------------------------------------

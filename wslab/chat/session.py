@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
 from wslab.chat.protocol import (
     PING,
+    Ack,
     Auth,
     DirectMessage,
     Dm,
@@ -240,8 +241,15 @@ class ChatSession:
     def _handle(self, member: Member, message: Auth | Say | Dm | Reauth | Pong) -> None:
         """Act on one valid message; synchronous, so a handler can never await a peer's socket."""
         if isinstance(message, Say):
+            msg_id = message.msg_id
+            if msg_id is not None and not self.manager.recent_ids.first_time(member.user, msg_id):
+                # A retry of a message already in the room (its ack was lost): acknowledge, never repeat.
+                self.manager.send_to(member, Ack(msg_id=msg_id, duplicate=True))
+                return
             exclude = member if message.exclude_self else None
             self.manager.broadcast(self.room, Message(sender=member.user, text=message.text), exclude=exclude)
+            if msg_id is not None:
+                self.manager.send_to(member, Ack(msg_id=msg_id))
         elif isinstance(message, Dm):
             dm = DirectMessage(sender=member.user, text=message.text)
             if not self.manager.direct(self.room, message.to, dm):
