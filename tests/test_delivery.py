@@ -154,3 +154,50 @@ async def test_a_say_without_msg_id_gets_no_ack_as_before() -> None:
         await asyncio.sleep(0.3)
         assert lab.events.count(source="client:alice", kind="ack") == 0
         assert not [m for m in alice.received if m.get("type") == "ack"]
+
+
+async def test_the_browser_client_delivers_exactly_once_through_cuts() -> None:
+    from wslab.browser import CLIENT_PAGE, chromium, open_client_page, with_pages
+
+    async with Lab() as lab, chromium() as browser:
+        app = create_app(SETTINGS)
+        site = await lab.serve(with_pages(app, {"/client": CLIENT_PAGE}), name="site")
+        relay = await lab.proxy(site, name="relay")
+        receiver = await lab.connect(site.ws_url("/ws/chat/lobby"), name="receiver")
+        await receiver.send_json({"type": "auth", "token": issue_token("receiver", SETTINGS.secret, 600)})
+        assert (await receiver.recv_json())["type"] == "ready"
+
+        page = await open_client_page(browser, relay.url)
+        options = {
+            "base": 0.005,
+            "cap": 0.02,
+            "stableAfter": 0,
+            "token": issue_token("alice", SETTINGS.secret, 600),
+        }
+        await page.evaluate("([path, options]) => start(path, options)", ["/ws/chat/lobby", options])
+        await page.wait_for_function("client.state === 'open'", polling=10, timeout=10_000)
+        stop = asyncio.Event()
+        cutter = asyncio.create_task(cut_repeatedly(relay, 0.03, stop))
+        await page.evaluate(
+            """async () => {
+                const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+                const sent = [];
+                for (let n = 0; n < 100; n++) {
+                    sent.push(client.deliver({ type: "say", text: `b${n}`, exclude_self: true }));
+                    await sleep(2);
+                }
+                window.done = Promise.all(sent);
+            }"""
+        )
+        stop.set()
+        cuts = await cutter
+        await page.evaluate("done")  # every message acknowledged
+        counts = await texts_received(receiver, 100)
+        resent, duplicate_acks, pending, connections = await page.evaluate(
+            "[client.resent, client.duplicateAcks, client.pending, client.connections]"
+        )
+        await page.close()
+
+        assert cuts >= 3 and connections >= 3 and resent > 0
+        assert sorted(counts) == sorted(f"b{n}" for n in range(100)) and set(counts.values()) == {1}
+        assert pending == 0 and app.state.chat.recent_ids.duplicates == duplicate_acks
