@@ -20,7 +20,7 @@ import contextlib
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from fastapi import FastAPI
 from fastapi import WebSocket as FastAPIWebSocket
@@ -28,10 +28,15 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from wslab.nginx import Nginx
 from wslab.wire import CloseCode
 
 T = TypeVar("T")
+
+
+class HasErrorLog(Protocol):
+    """What :func:`idle_cuts` reads: the lab's nginx handle (``lab.nginx(...)``) has it."""
+
+    def error_log(self) -> list[str]: ...
 
 
 @dataclass
@@ -170,6 +175,6 @@ async def http_idle_closed_after(port: int, path: str = "/", limit: float = 5.0)
             await writer.wait_closed()
 
 
-def idle_cuts(nginx: Nginx) -> list[str]:
+def idle_cuts(nginx: HasErrorLog) -> list[str]:
     """nginx's error-log lines for upgraded connections it closed on a timeout (``info`` level)."""
     return [line for line in nginx.error_log() if "while proxying upgraded connection" in line]
