@@ -77,6 +77,7 @@ async def test_the_hook_holds_one_socket_through_rerenders_and_unmount_closes_it
         assert counter.open == 1
         assert counter.accepted <= (2 if strict else 1)  # StrictMode's first mount was closed by cleanup
         assert await page.text_content("#state") == "open: connection 1"
+        assert set(counter.urls) == {"/ws/chat/lobby"}  # the token went in the first message, not the URL
 
         await page.click("#leave")
         await counter.settle(0)
