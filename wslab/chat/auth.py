@@ -19,6 +19,17 @@ from dataclasses import dataclass
 
 import jwt
 
+__all__ = [
+    "ALGORITHM",
+    "Claims",
+    "Revocations",
+    "TokenError",
+    "TokenExpired",
+    "TokenInvalid",
+    "issue_token",
+    "verify_token",
+]
+
 ALGORITHM = "HS256"
 
 
