@@ -25,6 +25,7 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
+from wslab.chat.names import printable
 from wslab.chat.protocol import (
     PING,
     Auth,
@@ -118,9 +119,18 @@ class ChatSession:
         closing: CloseConnection | None = None
         try:
             self.claims = await self._authenticate()
-            self._move(State.READY)
-            async with self.manager.membership(self.room, self.claims.user) as member:
-                closing = await self._serve(member)
+            user = self.claims.user
+            limit = self.settings.max_connections_per_user
+            if not self.manager.limits.connect(user, limit):
+                raise CloseConnection(CloseCode.RATE_LIMITED, f"more than {limit} connections for this user")
+            try:
+                # one bucket for every connection of this user: more sockets must not mean more messages
+                self.bucket = self.manager.limits.bucket(user, self.settings.rate, self.settings.burst)
+                self._move(State.READY)
+                async with self.manager.membership(self.room, user) as member:
+                    closing = await self._serve(member)
+            finally:
+                self.manager.limits.disconnect(user)
         except CloseConnection as exc:  # refused during AWAIT_AUTH
             closing = exc
         except PeerGone:
@@ -156,7 +166,7 @@ class ChatSession:
     async def _close(self, closing: CloseConnection) -> None:
         if closing.code is not CloseCode.SLOW_CONSUMER:  # the manager reported the eviction already
             kind = _REPORT_KIND.get(closing.code, "closed")
-            self.report(kind, f"{self.who} in {self.room}: {closing}")
+            self.report(kind, f"{printable(self.who)} in {printable(self.room)}: {printable(closing)}")
         # A peer that stopped reading may never take the close frame; do not wait for it forever.
         with contextlib.suppress(TimeoutError, *_SEND_FAILURES):
             async with asyncio.timeout(self.settings.close_timeout):
@@ -221,9 +231,13 @@ class ChatSession:
         # receive() does not suspend while frames are already buffered, so a burst from one client
         # would otherwise fill every peer's queue before any sender task ran, and evict healthy peers.
         # Yielding after every message prevents that but costs a task switch per recipient per message
-        # (measured by benchmarks/fanout.py); yielding every quarter queue keeps the protection (a burst
-        # can fill at most a quarter of any queue) and lets each sender drain several messages per wake-up.
+        # (measured by benchmarks/fanout.py); yielding every quarter queue keeps the protection for one
+        # talker and lets each sender drain several messages per wake-up. Several talkers whose data
+        # arrived in the same loop turn would still add up (k x a quarter queue): so a reader also
+        # yields as soon as any member anywhere is over ``queue_size`` (``stats.behind`` changed).
         yield_every = max(1, self.settings.queue_size // 4)
+        stats = self.manager.stats
+        behind = stats.behind
         handled = 0
         while True:
             text = await self._receive_text()
@@ -234,7 +248,8 @@ class ChatSession:
             except ProtocolViolation as exc:
                 self.manager.send_to(member, Error(reason=exc.reason, detail=exc.detail))
             handled += 1
-            if handled % yield_every == 0:
+            if handled % yield_every == 0 or stats.behind != behind:
+                behind = stats.behind
                 await asyncio.sleep(0)
 
     def _handle(self, member: Member, message: Auth | Say | Dm | Reauth | Pong) -> None:
