@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Header, HTTPException, WebSocket
 from fastapi.responses import PlainTextResponse
 
+from wslab.chat import logfilter
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
 from wslab.chat.fanout import RESUME, FanOut, FanOutManager, MemoryFanOut, Resume, create_fanout
 from wslab.chat.names import InvalidName, check_name, printable
@@ -57,6 +58,7 @@ def create_app(
     ``session`` the class that runs each connection (F28).
     """
     settings = settings if settings is not None else ChatSettings()
+    logfilter.install()  # a client's invalid UTF-8 is not the server's error (see wslab.chat.logfilter)
     session_type = session if session is not None else ResumingSession
     if rooms is None and fanout is None:
         fanout = create_fanout(
