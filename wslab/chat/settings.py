@@ -37,6 +37,10 @@ class ChatSettings:
     allowed_origins: frozenset[str] = frozenset()
     allow_same_origin: bool = True
     allow_missing_origin: bool = True
+    handshake_timeout: float = 10.0
+    """Seconds a new TCP connection may take to send a complete request head (the WebSocket handshake)
+    before it is closed; uvicorn has no such deadline, so a silent connection would hold a socket and a
+    file descriptor forever (applied where wslab runs uvicorn: :meth:`uvicorn_options`)."""
     auth_timeout: float = 5.0
     """Seconds a new socket may take to send its ``auth`` message (F24/F29) before it is closed 4001."""
     token_ttl: float = 15 * 60.0
@@ -95,6 +99,7 @@ class ChatSettings:
             if value is not None and value <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive or None, got {value!r}")
         for name in (
+            "handshake_timeout",
             "auth_timeout",
             "token_ttl",
             "rate",
@@ -123,11 +128,26 @@ class ChatSettings:
         ``ws_per_message_deflate`` off, deliberately: chat messages are small, every compressed
         connection keeps two zlib contexts (tens of KB), and a compressed frame can announce little and
         inflate to ``ws_max_size`` (a compression bomb costs the server, not the client).
+        The protocol classes (``http``, ``ws``) add what uvicorn does not bound: a deadline for the request
+        head (``handshake_timeout``), control frames counted against ``rate``/``burst``, and an abort of a
+        peer that has not gone ``close_timeout`` after the app closed it (:mod:`wslab.chat.transport`).
         """
-        return {"ws_max_size": self.max_message_bytes + 1024, "ws_per_message_deflate": False}
+        from wslab.chat.transport import protocol_classes  # imports uvicorn: only when a server is made
+
+        return {
+            "ws_max_size": self.max_message_bytes + 1024,
+            "ws_per_message_deflate": False,
+            **protocol_classes(
+                rate=self.rate,
+                burst=self.burst,
+                close_timeout=self.close_timeout,
+                handshake_timeout=self.handshake_timeout,
+            ),
+        }
 
 
 FLOAT_FIELDS = (
+    "handshake_timeout",
     "auth_timeout",
     "token_ttl",
     "rate",
