@@ -26,12 +26,11 @@ import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Header, HTTPException, WebSocket
-from fastapi.responses import PlainTextResponse
 
 from wslab.chat import logfilter
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
 from wslab.chat.fanout import RESUME, FanOut, FanOutManager, MemoryFanOut, Resume, create_fanout
-from wslab.chat.names import InvalidName, check_name, printable
+from wslab.chat.names import printable
 from wslab.chat.origins import origin_allowed
 from wslab.chat.page import add_page
 from wslab.chat.protocol import Auth, ProtocolViolation, parse_client_message
@@ -124,12 +123,6 @@ def create_app(
             # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
             await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
             return
-        try:  # the room name is the client's: checked before it is stored, sent or used in a Redis key
-            check_name(room_id, "room name")
-        except InvalidName as exc:
-            report("rejected", f"handshake for room {printable(room_id)!r} refused (HTTP 400): {exc}")
-            await refuse_handshake(websocket, 400, str(exc))
-            return
         await session_type(websocket, room_id, manager, settings, report).run()
 
     add_page(app, settings)  # the browser page at / (with a demo login) and its client at /static
@@ -154,18 +147,6 @@ class ResumingSession(ChatSession):
                 if isinstance(message, Auth):
                     self.resume = Resume(message.last_id, message.epoch, message.last_seq)
         return text
-
-
-async def refuse_handshake(websocket: WebSocket, status: int, reason: str) -> None:
-    """Answer the handshake with HTTP ``status`` and ``reason`` as the body, before any WebSocket exists.
-
-    Servers that support the ASGI denial-response extension (uvicorn does) send exactly that; others get
-    a close before accept, which they answer with 403.
-    """
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(PlainTextResponse(reason, status_code=status))
-    else:
-        await websocket.close(int(CloseCode.POLICY_VIOLATION), reason[:120])
 
 
 def create_app_from_env() -> FastAPI:

@@ -22,10 +22,11 @@ import enum
 import time
 
 import anyio
+from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
-from wslab.chat.names import printable
+from wslab.chat.names import InvalidName, check_name, printable
 from wslab.chat.protocol import (
     PING,
     Auth,
@@ -115,6 +116,12 @@ class ChatSession:
     # -- the whole life --------------------------------------------------------------------------------
     async def run(self) -> None:
         """Accept, authenticate, take part in the room, and close; never leaves membership behind."""
+        try:  # the room name is the client's: checked before it is stored, sent or used in a Redis key
+            check_name(self.room, "room name")
+        except InvalidName as exc:
+            self.report("rejected", f"room {printable(self.room)!r} refused (HTTP 400): {exc}")
+            await refuse_handshake(self.websocket, 400, str(exc))
+            return
         await self.websocket.accept()
         closing: CloseConnection | None = None
         try:
@@ -322,3 +329,15 @@ class ChatSession:
                     await member.stopped.wait()
             if member.close_request is not None:
                 raise CloseConnection(*member.close_request)
+
+
+async def refuse_handshake(websocket: WebSocket, status: int, reason: str) -> None:
+    """Answer the handshake with HTTP ``status`` and ``reason`` as the body, before any WebSocket exists.
+
+    Servers that support the ASGI denial-response extension (uvicorn does) send exactly that; others get
+    a close before accept, which they answer with 403.
+    """
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(PlainTextResponse(reason, status_code=status))
+    else:
+        await websocket.close(int(CloseCode.POLICY_VIOLATION), reason[:120])
