@@ -30,7 +30,6 @@ from fastapi import FastAPI, Header, HTTPException, WebSocket
 from wslab.chat import logfilter
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
 from wslab.chat.fanout import RESUME, FanOut, FanOutManager, MemoryFanOut, Resume, create_fanout
-from wslab.chat.names import printable
 from wslab.chat.origins import origin_allowed
 from wslab.chat.page import add_page
 from wslab.chat.protocol import Auth, ProtocolViolation, parse_client_message
@@ -119,7 +118,7 @@ def create_app(
     async def chat(websocket: WebSocket, room_id: str) -> None:
         origin = websocket.headers.get("origin")
         if not origin_allowed(origin, websocket.headers.get("host"), settings):
-            report("rejected", f"handshake from origin {printable(origin)!r} refused (HTTP 403)")
+            report("rejected", f"handshake from origin {origin!r} refused (HTTP 403)")
             # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
             await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
             return
