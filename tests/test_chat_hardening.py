@@ -383,3 +383,25 @@ async def test_every_connection_of_a_user_draws_on_one_bucket() -> None:
         await two.wait_closed(2.0)
         assert two.close_code == CloseCode.RATE_LIMITED
         await one.close()
+
+
+async def test_a_stalled_reader_is_evicted_even_when_the_room_then_goes_quiet() -> None:
+    """Nothing more is said after the member fell behind: its own sender finds the stall."""
+    async with Lab() as lab:
+        server, manager = await start(
+            lab, queue_size=4, backlog_timeout=0.3, max_message_bytes=8192, rate=1000.0, burst=1000
+        )
+        alice = await join(lab, server, "alice")
+        _, stalled = await raw_member(server.port, "stalled", rcvbuf=4096)
+        await eventually(lambda: manager.rooms.get("lobby") == ["alice", "stalled"])
+        member = next(m for m in manager._rooms["lobby"].members if m.user == "stalled")
+        while member.outbox.qsize() < 4:
+            await alice.send_json({"type": "say", "text": os.urandom(1500).hex(), "exclude_self": True})
+            await asyncio.sleep(0.002)
+        assert not manager.evictions
+        started = time.monotonic()
+        await eventually(lambda: bool(manager.evictions), timeout=3.0)  # the room is quiet meanwhile
+        assert 0.2 < time.monotonic() - started < 2.0
+        assert [(e.user, e.room) for e in manager.evictions] == [("stalled", "lobby")]
+        stalled.transport.abort()
+        await alice.close()

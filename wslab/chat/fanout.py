@@ -379,6 +379,7 @@ class FanOutManager(ConnectionManager):
 
     def _new_member(self, user: str, room: str) -> Member:
         member = FanOutMember(user, room, self.queue_size, self.stats, self._key, self.backlog_timeout)
+        member.on_stall = self._evict
         member.seq, member.id, member.epoch = self._start.seq, self._start.id, self._start.epoch
         member.live = self._start.resume_from is None
         if not member.live:

@@ -89,6 +89,9 @@ class Member:
         self._stats = stats
         self._behind_since = 0.0
         self._behind_at = -1  # ``delivered`` when the backlog was last seen moving
+        self.on_stall: Callable[[Member], None] | None = None
+        """The manager's eviction: called when the backlog made no progress for ``backlog_timeout``."""
+        self._stall_timer: asyncio.TimerHandle | None = None
 
     @property
     def active(self) -> bool:
@@ -98,23 +101,38 @@ class Member:
     def offer(self, text: str) -> bool:
         """Queue ``text`` without waiting; False if the member cannot take it (the caller evicts)."""
         outbox = self.outbox
-        if outbox.qsize() >= self.queue_size and not self._still_moving():
-            return False
         try:
             outbox.put_nowait(text)
         except asyncio.QueueFull:
             return False
         self._stats.enqueued += 1
-        return True
+        # behind now: fine while the backlog moves (a burst), an eviction once it has stopped moving
+        return outbox.qsize() < self.queue_size or self._still_moving()
 
     def _still_moving(self) -> bool:
-        """Over ``queue_size``: True while the sender made progress within ``backlog_timeout``."""
+        """Over ``queue_size``: True while the sender made progress within ``backlog_timeout``.
+
+        The first time it is behind (and again after each progress) a timer is armed, so a member whose
+        room then goes quiet is found out too: nothing would be offered to it to check again.
+        """
         self._stats.behind += 1
         now = time.monotonic()
         if self.delivered != self._behind_at:
             self._behind_since, self._behind_at = now, self.delivered
+            if self._stall_timer is None:
+                loop = asyncio.get_running_loop()
+                self._stall_timer = loop.call_later(self.backlog_timeout, self._check_stall)
             return True
         return now - self._behind_since < self.backlog_timeout
+
+    def _check_stall(self) -> None:
+        self._stall_timer = None
+        if not self.active or self.outbox.qsize() < self.queue_size:
+            return  # gone, or caught up
+        if self.delivered == self._behind_at and self.on_stall is not None:
+            self.on_stall(self)
+        else:  # it moved meanwhile: watch the next stretch
+            self._still_moving()
 
     def request_close(self, code: CloseCode, reason: str) -> None:
         """Ask the owning handler to close this connection (the first request wins)."""
@@ -239,7 +257,9 @@ class ConnectionManager:
 
     def _new_member(self, user: str, room: str) -> Member:
         """The member object for a join (a fan-out manager's members also track their stream position)."""
-        return Member(user, room, self.queue_size, self.stats, self.backlog_timeout)
+        member = Member(user, room, self.queue_size, self.stats, self.backlog_timeout)
+        member.on_stall = self._evict
+        return member
 
     # -- fan-out ---------------------------------------------------------------------------------------
     def broadcast(self, room: str, message: ServerMessage, exclude: Member | None = None) -> int:
@@ -279,6 +299,8 @@ class ConnectionManager:
         return False
 
     def _evict(self, member: Member) -> None:
+        if not member.active:
+            return  # already closing (evicted by an offer, or left)
         queued = member.outbox.qsize()
         member.request_close(CloseCode.SLOW_CONSUMER, f"too slow: {queued} messages queued")
         self.stats.evictions += 1
