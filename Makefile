@@ -57,8 +57,9 @@ offline-check: wheelhouse
 doctor: $(STAMP)
 	$(BIN)/python -m wslab doctor
 
+## Style and types: ruff, then mypy (strict on wslab/, configured in pyproject.toml; zero errors).
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev,bench]'
@@ -67,4 +68,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py --quick
 
 clean:
-	rm -rf $(VENV) .venv-3.12 build wheelhouse *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-3.12 build wheelhouse *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -25,7 +25,7 @@ from wslab.chat.origins import origin_allowed
 from wslab.chat.protocol import ProtocolViolation, parse_client_message
 from wslab.chat.session import ChatSession, State
 from wslab.clients import LabClient
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 from wslab.wire import (
     CloseCode,
     FrameParser,

@@ -17,9 +17,10 @@ from test_chat import SECRET, chat_settings, eventually, join, start, token
 from wslab import Lab
 from wslab.chat import ConnectionManager, create_app, issue_token
 from wslab.chat.auth import Claims, Revocations
+from wslab.chat.protocol import Resume
 from wslab.chat.rooms import Member
 from wslab.clients import LabClient
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 
@@ -147,10 +148,10 @@ class SlowJoinManager(ConnectionManager):
         self.joining = asyncio.Event()
 
     @contextlib.asynccontextmanager
-    async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
+    async def membership(self, room: str, user: str, resume: Resume | None = None) -> AsyncIterator[Member]:
         self.joining.set()
         await asyncio.sleep(0.2)
-        async with super().membership(room, user) as member:
+        async with super().membership(room, user, resume) as member:
             yield member
 
 

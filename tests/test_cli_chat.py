@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from wslab.servers import free_port
+from wslab.runtime.process import free_port
 
 
 def test_wslab_chat_serves_the_page_and_stops_on_ctrl_c() -> None:

@@ -3,6 +3,8 @@ reach everyone with Redis pub/sub, and a killed replica's clients find a live on
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from wslab import Lab
@@ -72,3 +74,23 @@ async def test_settings_env_cannot_change_what_the_cluster_owns() -> None:
             with pytest.raises(ValueError, match=f"settings_env cannot set {key}"):
                 await lab.cluster(1, settings_env={key: "x"})
         assert len(lab.inventory()) == 0
+
+
+async def test_what_a_replica_s_chat_reports_arrives_in_the_lab_s_events() -> None:
+    async with Lab() as lab:
+        cluster = await lab.cluster(1, backend="memory")
+        since = lab.events.mark()
+        alice = await join(lab, cluster.ws_url("/ws/chat/lobby"), cluster.token("alice"), "alice")
+        await alice.close()
+        source = f"server:{cluster.name}-1"
+
+        async def reported(kind: str) -> list[str]:
+            for _ in range(200):  # the record crosses a pipe and a reader task: poll, up to 2 s
+                found = [e.message for e in lab.events.select(source=source, kind=kind, since=since)]
+                if found:
+                    return found
+                await asyncio.sleep(0.01)
+            return []
+
+        assert await reported("joined") == ["alice joined lobby"]
+        assert await reported("left") == ["alice left lobby"]

@@ -8,6 +8,7 @@ fan-out's own health counters. Redis is always the real server from ``lab.redis(
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
 import urllib.request
@@ -20,10 +21,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from wslab import Lab
 from wslab.chat import ChatSettings, create_app, issue_token
-from wslab.chat.fanout import FanOutHealth, FanOutManager, redis_client
+from wslab.chat.fanout import (
+    FanOut,
+    FanOutHealth,
+    FanOutManager,
+    HasHealth,
+    PubSubFanOut,
+    StreamsFanOut,
+    Supervised,
+    redis_client,
+)
+from wslab.chat.fanout.base import Deliver, Start
 from wslab.clients import LabClient
 from wslab.netem import FaultProxy, Mode
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 
@@ -421,3 +432,58 @@ async def test_a_reconnecting_client_resumes_a_streams_room_without_loss() -> No
                 texts.append(message["text"])
         assert texts == [f"m{n}" for n in range(10)]  # no gap, no duplicate
         assert listener.connections == 2 and not listener.resyncs
+
+
+# -- every backend fits the interface the manager calls ------------------------------------------------
+
+
+def protocol_mismatches(backend: object) -> list[str]:
+    """How ``backend`` fails to fit :class:`FanOut`: missing members, sync/async or parameters that differ.
+
+    The run-time half of the check; mypy (``make lint``) is the static half: ``create_fanout`` returns
+    each backend as a ``FanOut``, so a signature that drifts is a type error there too.
+    """
+    problems = []
+    members = {**vars(HasHealth), **vars(FanOut)}
+    attributes = {**HasHealth.__annotations__, **FanOut.__annotations__}
+    for name in attributes:
+        if not hasattr(backend, name):
+            problems.append(f"no attribute {name}")
+    for name, wanted in members.items():
+        if name.startswith("_") or not callable(wanted):
+            continue
+        got = getattr(backend, name, None)
+        if got is None:
+            problems.append(f"no method {name}")
+            continue
+        if inspect.iscoroutinefunction(wanted) != inspect.iscoroutinefunction(got):
+            problems.append(f"{name}: async differs")
+        expected = list(inspect.signature(wanted).parameters)[1:]  # without self
+        if list(inspect.signature(got).parameters) != expected:
+            problems.append(f"{name}: parameters {list(inspect.signature(got).parameters)} != {expected}")
+    return problems
+
+
+@pytest.mark.parametrize("backend", [PubSubFanOut, StreamsFanOut])
+async def test_every_redis_backend_fits_the_fanout_interface(backend: type[Supervised]) -> None:
+    instance = backend("redis://127.0.0.1:9")  # nothing connects until a member joins
+    try:
+        assert protocol_mismatches(instance) == []
+    finally:
+        await instance.aclose()
+
+
+async def test_the_interface_check_notices_a_backend_that_drifted() -> None:
+    class Drifted(PubSubFanOut):
+        async def prepare(self, room: str) -> Start:  # type: ignore[override]  # lost its resume
+            return Start()
+
+        def catch_up(self, room: str, start: Start, deliver: Deliver) -> None:  # type: ignore[override]
+            return None
+
+    instance = Drifted("redis://127.0.0.1:9")
+    try:
+        problems = protocol_mismatches(instance)
+    finally:
+        await instance.aclose()
+    assert problems == ["prepare: parameters ['room'] != ['room', 'resume']", "catch_up: async differs"]

@@ -14,10 +14,10 @@ import pytest
 from wslab import Lab
 from wslab.chat import ChatSettings, create_app, issue_token
 from wslab.chat.fanout import FanOutManager
-from wslab.chat.fanout_streams import keys, room_of
+from wslab.chat.fanout.streams import keys, room_of
 from wslab.chat.presence import key as presence_key
 from wslab.clients import LabClient
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 

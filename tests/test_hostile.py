@@ -30,7 +30,7 @@ from wslab import Lab
 from wslab.chat import ChatSettings, ConnectionManager, create_app, issue_token
 from wslab.chat.protocol import Auth, Dm, ProtocolViolation, Reauth, parse_client_message
 from wslab.clients import LabClient
-from wslab.servers import TaskServer
+from wslab.runtime.servers import TaskServer
 from wslab.wire import (
     CloseCode,
     Frame,

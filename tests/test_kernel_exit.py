@@ -1,8 +1,12 @@
-"""A kernel that exits without ``await lab.close()`` still leaves nothing behind.
+"""A kernel that exits without ``await lab.close()`` leaves nothing behind; one interrupted keeps it all.
 
 Learners restart kernels and close laptops mid-lesson. In-loop servers die with the process anyway;
 replica processes and server threads would not, so the lab's exit hook ends them, and a replica also
 asks the OS to kill it if its parent dies without running any hook (SIGKILL).
+
+Learners also press Kernel -> Interrupt, which sends SIGINT to the kernel's whole process group: the
+lab's children (replicas, Redis, nginx) run in a group of their own, so they keep running, and the next
+cell can use them.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from wslab.components import require_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +78,63 @@ def test_parent_killed_outright_takes_its_replicas_along() -> None:
         os.kill(parent.pid, signal.SIGKILL)  # no atexit, no cleanup: only PR_SET_PDEATHSIG helps
         parent.wait(10)
         assert wait_gone(int(pid)), "the replica survived a SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+INTERRUPTED = """
+import asyncio, signal
+from wslab import Lab
+
+async def main():
+    lab = Lab()
+    replica = await lab.serve_process("wslab.apps:demo_app", name="r", factory=True)
+    redis = await lab.redis()
+    interrupted = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, interrupted.set)  # the kernel survives it
+    print(replica.pid, redis.process.pid, flush=True)
+    await interrupted.wait()
+    # A child in our process group would have had the SIGINT too; replica and Redis both exit on it.
+    exits = [asyncio.ensure_future(p.wait()) for p in (replica.process, redis.process)]
+    done, _ = await asyncio.wait(exits, timeout=2)
+    # "The next cell": both still answer.
+    client = await lab.connect(replica.ws_url("/ws/echo"), name="later")
+    await client.send("still here")
+    echo = await client.recv()
+    redis_client = redis.client()
+    pong = await redis_client.ping()
+    await redis_client.aclose()
+    print(len(done), echo, pong, flush=True)
+    await asyncio.sleep(60)  # until the test kills us
+
+asyncio.run(main())
+"""
+
+
+def test_an_interrupt_of_the_kernel_leaves_its_servers_running_and_a_kill_still_ends_them() -> None:
+    require_or_skip("redis")
+    # The "kernel" leads a process group of its own, so the SIGINT below reaches it and not pytest.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", INTERRUPTED],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert parent.stdout is not None
+        replica, redis = (int(pid) for pid in parent.stdout.readline().split())
+        os.killpg(parent.pid, signal.SIGINT)  # what Jupyter's Kernel -> Interrupt does
+        line = parent.stdout.readline()
+        assert line.split() == ["0", "still", "here", "True"], line or parent.stderr.read()
+        assert alive(replica) and alive(redis)
+        os.kill(parent.pid, signal.SIGKILL)  # no atexit, no cleanup: only PR_SET_PDEATHSIG helps
+        parent.wait(10)
+        assert wait_gone(replica), "the replica survived a SIGKILLed parent"
+        assert wait_gone(redis), "Redis survived a SIGKILLed parent"
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -23,7 +23,7 @@ from wslab import Lab
 from wslab.chat import ChatSettings, ConnectionManager, create_app, issue_token
 from wslab.clients import LabClient
 from wslab.pitfalls import f06_sequential_broadcast
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 from wslab.wire import (
     CloseCode,
     FrameParser,

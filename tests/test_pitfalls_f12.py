@@ -19,7 +19,7 @@ from wslab import Lab
 from wslab.chat import ChatSettings, create_app, issue_token
 from wslab.clients import LabClient
 from wslab.pitfalls import f12_listener_per_connection as f12
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from wslab.chat.fanout import FanOut
 from wslab.clients import LabClient
 from wslab.netem import Mode
 from wslab.pitfalls.f13_silent_listener import NoWatchdogPubSubFanOut, UnsupervisedPubSubFanOut
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 

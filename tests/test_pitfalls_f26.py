@@ -17,7 +17,7 @@ from wslab import Lab
 from wslab.chat import ChatSettings, create_app, issue_token
 from wslab.clients import LabClient
 from wslab.pitfalls import f26_no_limits
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 from wslab.wire import CloseCode
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from wslab import Lab
 from wslab.chat import create_app
 from wslab.clients import LabClient
 from wslab.pitfalls import f28_auth_once as f28
-from wslab.servers import ServerHandle
+from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 

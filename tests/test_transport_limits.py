@@ -21,8 +21,11 @@ from typing import Any
 import pytest
 
 from wslab import Lab
+from wslab.apps import demo_app
 from wslab.chat import ChatSettings, ConnectionManager, create_app, issue_token
-from wslab.servers import TaskServer, free_port
+from wslab.components import require_or_skip
+from wslab.runtime.process import free_port
+from wslab.runtime.servers import TaskServer
 from wslab.wire import CloseCode, Frame, FrameParser, HandshakeRequest, HandshakeResponse, Opcode, text_frame
 
 pytestmark = pytest.mark.anyio
@@ -261,3 +264,32 @@ def test_the_runner_refuses_compression_and_frames_over_the_limit() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# --- nginx in front ------------------------------------------------------------------------------------
+
+
+async def test_nginx_never_negotiates_compression_even_for_a_server_that_would() -> None:
+    require_or_skip("nginx")
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="app", ws_per_message_deflate=True)
+        direct = await asyncio.to_thread(handshake_offering_deflate, server.port, "/ws/echo")
+        assert b"permessage-deflate" in direct.lower()  # the server alone would compress
+        nginx = await lab.nginx(server)
+        assert 'proxy_set_header Sec-WebSocket-Extensions "";' in nginx.config
+        proxied = await asyncio.to_thread(handshake_offering_deflate, nginx.port, "/ws/echo")
+        assert b" 101 " in proxied and b"permessage-deflate" not in proxied.lower()
+
+
+async def test_nginx_closes_a_connection_that_never_completes_its_request_head() -> None:
+    require_or_skip("nginx")
+    async with Lab() as lab:
+        server = await lab.serve(demo_app(), name="app")
+        nginx = await lab.nginx(server, client_header_timeout=0.3)
+        assert "client_header_timeout 300ms;" in nginx.config
+        reader, writer = await asyncio.open_connection("127.0.0.1", nginx.port)
+        writer.write(b"GET /ws/echo HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        await asyncio.wait_for(reader.read(), 5.0)  # nginx gives up (a 408, or just the close)
+        assert 0.2 < time.monotonic() - started < 3.0
+        writer.close()

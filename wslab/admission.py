@@ -22,6 +22,8 @@ from typing import Any
 
 from wslab.wire import CloseCode
 
+__all__ = ["ASGIApp", "AdmissionControl", "Report"]
+
 ASGIApp = Callable[..., Any]
 Report = Callable[[str, str], None]
 

@@ -15,6 +15,8 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+__all__ = ["demo_app", "echo", "hello", "ticker"]
+
 
 async def hello(request: Request) -> PlainTextResponse:
     """A plain HTTP endpoint: one request, one response, and the exchange is over."""

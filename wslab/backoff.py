@@ -19,6 +19,17 @@ from typing import Protocol
 
 from wslab.wire import CloseCode
 
+__all__ = [
+    "Action",
+    "Backoff",
+    "Decision",
+    "ExponentialBackoff",
+    "FixedBackoff",
+    "FullJitterBackoff",
+    "decide",
+    "schedule",
+]
+
 
 class Backoff(Protocol):
     """A schedule: how long to wait before reconnect attempt ``attempt`` (0 for the first)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -84,6 +85,32 @@ def _doctor(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _chat(host: str, port: int) -> int:
+    """Run the chat for a learner's own browser until Ctrl-C (``python -m wslab chat``); the exit code.
+
+    Blocking and ``uvicorn.run``: this is a command line, never a notebook cell (DESIGN rule 1).
+    """
+    import uvicorn
+
+    from wslab.chat import create_app  # here, not at the top: `wslab doctor` must run on a broken install
+
+    try:  # a sentence instead of uvicorn's log line when the port is taken (exit code 1)
+        socket.create_server((host, port)).close()
+    except OSError as exc:
+        print(f"wslab chat: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    shown = f"[{host}]" if ":" in host else host
+    print(f"wslab chat: open http://{shown}:{port}/ in your browser (two tabs = two people); Ctrl-C stops it")
+    # A short graceful-shutdown timeout, so Ctrl-C never hangs on open sockets (catalogue F19).
+    app = create_app()
+    # The transport limits follow the app's (ws_max_size, compression off, the protocol classes of
+    # wslab.chat.transport): uvicorn's defaults would let any socket, authenticated or not, make the
+    # server buffer 16 MiB messages or inflate deflate bombs (docs/security.md).
+    options = app.state.settings.uvicorn_options()
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, **options)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m wslab`` and the ``wslab`` script; returns the exit code."""
     parser = build_parser()
@@ -97,9 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "doctor":
         return _doctor(args)
     if args.command == "chat":
-        from wslab.chat.page import run
-
-        return run(host=args.host, port=args.port)
+        return _chat(args.host, args.port)
     print(
         f"wslab {args.command} is not available yet; it will {_NOT_YET[args.command]}. "
         "For now: python -m wslab doctor",

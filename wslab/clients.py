@@ -29,6 +29,16 @@ from wslab.backoff import Action, Backoff, Decision, FullJitterBackoff, decide
 from wslab.events import EventLog, Table
 from wslab.wire import CloseCode
 
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "ClientState",
+    "LabClient",
+    "ReconnectingClient",
+    "TokenProvider",
+    "TranscriptEntry",
+    "describe_close",
+]
+
 DEFAULT_TIMEOUT = 2.0
 """Seconds a read waits by default: long enough for any lab step, short enough to fail fast."""
 
@@ -153,6 +163,7 @@ class LabClient:
         if message is _CLOSED:
             self._inbox.put_nowait(_CLOSED)  # every later read fails the same way
             raise ConnectionError(f"{self.name}'s connection is closed: {self.closed_as}")
+        assert isinstance(message, str | bytes)
         return message
 
     async def recv_json(self, timeout: float = DEFAULT_TIMEOUT) -> Any:
@@ -284,7 +295,7 @@ class ReconnectingClient:
         self.heartbeat = heartbeat
         self.stable_after = stable_after
         self.max_attempts = max_attempts
-        self.options = {
+        self.options: dict[str, Any] = {  # passed on to websockets' connect()
             "ping_interval": None,
             "compression": None,
             "proxy": None,

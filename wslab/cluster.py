@@ -20,9 +20,9 @@ from typing import Any
 from wslab.chat.auth import issue_token
 from wslab.events import EventLog, Table
 from wslab.netem import FaultProxy
-from wslab.nginx import Nginx
-from wslab.redis_server import RedisServer
-from wslab.servers import ProcessServer
+from wslab.runtime.nginx import Nginx
+from wslab.runtime.redis_server import RedisServer
+from wslab.runtime.servers import ProcessServer
 
 APP = "wslab.chat.app:create_app_from_env"
 BACKENDS = ("memory", "pubsub", "streams")

@@ -288,8 +288,9 @@ def _tested_ranges() -> dict[str, tuple[str, SpecifierSet]] | None:
 def _environment_rows(ranges_known: bool) -> list[Row]:
     requires = _FALLBACK_REQUIRES_PYTHON
     if ranges_known:
-        requires = importlib.metadata.metadata(_DISTRIBUTION).get("Requires-Python") or requires
-    rows = [check_python(sys.version_info, requires)]
+        declared = importlib.metadata.metadata(_DISTRIBUTION).get_all("Requires-Python") or [requires]
+        requires = declared[0] or requires
+    rows = [check_python(tuple(sys.version_info[:3]), requires)]
     where = Path(__file__).resolve().parent
     version = _installed_version(_DISTRIBUTION)
     if version is None:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["Event", "EventLog", "Table"]
+
 _PORT_RE = re.compile(r"\b(127\.0\.0\.1|localhost|\[::1\]):\d{2,5}\b")
 _PID_RE = re.compile(r"(process \[|pid[ =:]+)\d+")
 _TMP_RE = re.compile(r"/tmp/[\w.\-/]+")

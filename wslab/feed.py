@@ -46,6 +46,28 @@ from websockets.exceptions import ConnectionClosed
 from wslab.events import EventLog
 from wslab.wire import CloseCode
 
+__all__ = [
+    "HISTORY",
+    "MAX_MESSAGE",
+    "MAX_RECORDED",
+    "MAX_WAIT",
+    "QUEUE_SIZE",
+    "FeedEvent",
+    "FeedHub",
+    "PollingClient",
+    "Received",
+    "SSEClient",
+    "SSEEvent",
+    "SSEParser",
+    "Subscription",
+    "WebSocketFeedClient",
+    "create_feed_app",
+    "dumps",
+    "format_sse",
+    "http_request",
+    "live_after",
+]
+
 HISTORY = 1000
 """Events a hub keeps for resuming clients."""
 QUEUE_SIZE = 256
@@ -261,9 +283,9 @@ def create_feed_app(
                 nonlocal last
                 for event in replay:
                     await websocket.send_text(dumps(event.wire()))
-                while (event := await live_after(sub, last)) is not None:
-                    last = event.id
-                    await websocket.send_text(dumps(event.wire()))
+                while (live := await live_after(sub, last)) is not None:
+                    last = live.id
+                    await websocket.send_text(dumps(live.wire()))
 
             async def listen() -> int | None:
                 while True:
@@ -304,14 +326,14 @@ def create_feed_app(
                     yield format_sse(event)
                 while True:
                     try:
-                        event = await live_after(sub, last, keepalive)
+                        live = await live_after(sub, last, keepalive)
                     except TimeoutError:
                         yield ": keepalive\n\n"
                         continue
-                    if event is None:
+                    if live is None:
                         return  # dropped or shutting down: the client reconnects with Last-Event-ID
-                    last = event.id
-                    yield format_sse(event)
+                    last = live.id
+                    yield format_sse(live)
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

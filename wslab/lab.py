@@ -23,9 +23,9 @@ from wslab.clients import DEFAULT_TIMEOUT, LabClient, ReconnectingClient
 from wslab.cluster import Cluster, start_cluster
 from wslab.events import EventLog, Table
 from wslab.netem import FaultProxy
-from wslab.nginx import Nginx, NginxSettings
-from wslab.redis_server import RedisServer
-from wslab.servers import ProcessServer, ServerHandle, TaskServer, ThreadServer
+from wslab.runtime.nginx import Nginx, NginxSettings
+from wslab.runtime.redis_server import RedisServer
+from wslab.runtime.servers import ProcessServer, ServerHandle, TaskServer, ThreadServer
 from wslab.timing import DEFAULT_SCALE, TimeScale
 from wslab.versions import warn_if_drifted
 
@@ -203,7 +203,7 @@ class Lab:
     ) -> Nginx:
         """A real nginx reverse proxy in front of ``target`` (one server or several: ``upstream``).
 
-        ``settings`` are :class:`~wslab.nginx.NginxSettings` fields (``proxy_read_timeout=...`` in lab
+        ``settings`` are :class:`~wslab.runtime.nginx.NginxSettings` fields (``proxy_read_timeout=...`` in lab
         seconds). Raises :class:`~wslab.components.ComponentMissing` with the install hint when this
         machine has no nginx; chapters then fall back to ``lab.proxy`` and say so.
         """
@@ -239,7 +239,7 @@ class Lab:
 
     # -- redis ------------------------------------------------------------------------------------------
     async def redis(self, name: str = "redis") -> RedisServer:
-        """A real Redis for this lab (see :mod:`wslab.redis_server`); ``.url`` and ``.version`` say which.
+        """A real Redis for this lab (:mod:`wslab.runtime.redis_server`); ``.url`` and ``.version`` say which.
 
         Started once per name: asking again for a running one returns it (so every cell can call
         ``lab.redis()``); ``await lab.redis_restart()`` style faults go through the returned object.

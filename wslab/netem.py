@@ -25,6 +25,17 @@ from enum import StrEnum
 from wslab.events import EventLog, Table
 from wslab.wire import CloseCode, Frame, FrameParser, HandshakeError, Opcode, WireError, split_http_head
 
+__all__ = [
+    "CLIENT_TO_SERVER",
+    "HOST",
+    "SERVER_TO_CLIENT",
+    "FaultProxy",
+    "Mode",
+    "TappedFrame",
+    "TappedHandshake",
+    "Upstream",
+]
+
 HOST = "127.0.0.1"
 CLIENT_TO_SERVER = "client → server"
 SERVER_TO_CLIENT = "server → client"

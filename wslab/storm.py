@@ -30,6 +30,19 @@ from wslab.clients import ClientState, ReconnectingClient
 from wslab.events import EventLog
 from wslab.timing import TimeScale
 
+__all__ = [
+    "FLAP_SCALE",
+    "STORM_SCALE",
+    "AcceptCounter",
+    "FlapResult",
+    "PolicyFactory",
+    "StormResult",
+    "ensure_fd_limit",
+    "flapping_server",
+    "reconnect_storm",
+    "storm_policies",
+]
+
 STORM_SCALE = TimeScale(0.5)
 """Storms run 2x faster than production (see the module docstring for why not 100x)."""
 

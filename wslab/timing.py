@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+__all__ = ["DEFAULT_SCALE", "TimeScale", "format_duration"]
+
 DEFAULT_SCALE = 0.01
 """Notebook default: 1/100, so a 30 s production timeout takes 0.3 s."""
 

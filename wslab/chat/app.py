@@ -5,12 +5,9 @@ the URL, catalogue F24). What happens on a connection is :class:`~wslab.chat.ses
 who is in which room is :class:`~wslab.chat.rooms.ConnectionManager`, exposed as
 ``app.state.chat`` so a lesson can assert on rooms, evictions and counters.
 
-Two checks happen before ``accept()``:
-
-* **Origin** (F25). A refused Origin is answered by closing before accepting, which ASGI servers turn
-  into an HTTP **403** handshake response (the client sees ``InvalidStatus``; there is no WebSocket
-  close code, because there never was a WebSocket).
-* Nothing else: auth happens in the first message (F24), not in the handshake.
+The route only picks the session class and runs it: everything about the connection, the ``Origin``
+check before ``accept()`` (F25) included, is the session's, so a variant of the app (``wslab.pitfalls``)
+is this function with one part swapped (``session=``, ``rooms=``, ``fanout=``), never a copy of it.
 
 Size limits exist at two levels (F26). uvicorn's ``ws_max_size`` (default 16 MiB) is the server's
 hard ceiling: the transport refuses bigger frames before the app sees them. The app's own
@@ -28,15 +25,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Header, HTTPException, WebSocket
 
 from wslab.chat import logfilter
-from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
-from wslab.chat.fanout import RESUME, FanOut, FanOutManager, MemoryFanOut, Resume, create_fanout
-from wslab.chat.origins import origin_allowed
+from wslab.chat.auth import TokenExpired, TokenInvalid, verify_token
+from wslab.chat.fanout import FanOut, FanOutManager, HasHealth, MemoryFanOut, create_fanout
 from wslab.chat.page import add_page
-from wslab.chat.protocol import Auth, ProtocolViolation, parse_client_message
-from wslab.chat.rooms import ConnectionManager, Report, no_report
-from wslab.chat.session import ChatSession, State
+from wslab.chat.rooms import ConnectionManager, Report, log_report, no_report
+from wslab.chat.session import ChatSession
 from wslab.chat.settings import ChatSettings, settings_from_env
-from wslab.wire import CloseCode
 
 
 def create_app(
@@ -53,11 +47,11 @@ def create_app(
     The keywords swap one part of the reference for one built elsewhere, so that a lesson can run the
     reference app with exactly one part broken (``wslab.pitfalls``) and nothing else changed: ``fanout``
     replaces the backend named in ``settings`` (F13), ``rooms`` the connection manager (in-process only), and
-    ``session`` the class that runs each connection (F28).
+    ``session`` the class that runs each connection (F24, F25, F28).
     """
     settings = settings if settings is not None else ChatSettings()
     logfilter.install()  # a client's invalid UTF-8 is not the server's error (see wslab.chat.logfilter)
-    session_type = session if session is not None else ResumingSession
+    session_type = session if session is not None else ChatSession
     if rooms is None and fanout is None:
         fanout = create_fanout(
             settings.backend,
@@ -77,17 +71,19 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        await app.state.fanout.aclose()  # the listener and publisher tasks end with the app
+        await manager.aclose()
+        await health.aclose()  # the listener and publisher tasks end with the app
 
+    health: HasHealth = fanout if fanout is not None else MemoryFanOut()
     app = FastAPI(title="wslab chat", lifespan=lifespan)
     app.state.chat = manager
     app.state.settings = settings
-    app.state.fanout = fanout if fanout is not None else MemoryFanOut()
+    app.state.fanout = health
 
     @app.get("/health/fanout")
     async def fanout_health() -> dict[str, object]:
         """The fan-out's counters and state, for replicas in other processes (F13: no silent death)."""
-        return app.state.fanout.health.as_dict()  # type: ignore[no-any-return]
+        return health.health.as_dict()
 
     @app.post("/logout")
     async def logout(authorization: str = Header(default="")) -> dict[str, object]:
@@ -116,36 +112,10 @@ def create_app(
 
     @app.websocket("/ws/chat/{room_id}")
     async def chat(websocket: WebSocket, room_id: str) -> None:
-        origin = websocket.headers.get("origin")
-        if not origin_allowed(origin, websocket.headers.get("host"), settings):
-            report("rejected", f"handshake from origin {origin!r} refused (HTTP 403)")
-            # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
-            await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
-            return
         await session_type(websocket, room_id, manager, settings, report).run()
 
     add_page(app, settings)  # the browser page at / (with a demo login) and its client at /static
     return app
-
-
-class ResumingSession(ChatSession):
-    """The reference session, handing the resume point of its ``auth`` to the fan-out (:data:`RESUME`)."""
-
-    resume: Resume | None = None
-
-    async def _authenticate(self) -> Claims:
-        claims = await super()._authenticate()
-        RESUME.set(self.resume)  # this task's: read by membership(), which runs next in the same task
-        return claims
-
-    async def _receive_text(self) -> str:
-        text = await super()._receive_text()
-        if self.state is State.AWAIT_AUTH:
-            with contextlib.suppress(ProtocolViolation):  # _authenticate() reports what is wrong with it
-                message = parse_client_message(text)
-                if isinstance(message, Auth):
-                    self.resume = Resume(message.last_id, message.epoch, message.last_seq)
-        return text
 
 
 def create_app_from_env() -> FastAPI:
@@ -153,6 +123,8 @@ def create_app_from_env() -> FastAPI:
 
     ``WSLAB_CHAT_SECRET`` (shared by every replica, so one token works on all), ``WSLAB_CHAT_BACKEND``
     (memory, the default, | pubsub | streams), ``REDIS_URL``, and any other field of
-    :class:`ChatSettings` as ``WSLAB_CHAT_<FIELD>`` (see :func:`settings_from_env`).
+    :class:`ChatSettings` as ``WSLAB_CHAT_<FIELD>`` (see :func:`settings_from_env`). What the app reports
+    goes to the ``wslab.chat`` logger (:func:`~wslab.chat.rooms.log_report`), which a replica started by
+    the lab forwards to ``lab.events``.
     """
-    return create_app(settings_from_env(os.environ))
+    return create_app(settings_from_env(os.environ), report=log_report)

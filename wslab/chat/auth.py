@@ -22,6 +22,17 @@ import jwt
 
 from wslab.chat.names import InvalidName, check_name
 
+__all__ = [
+    "ALGORITHM",
+    "Claims",
+    "Revocations",
+    "TokenError",
+    "TokenExpired",
+    "TokenInvalid",
+    "issue_token",
+    "verify_token",
+]
+
 ALGORITHM = "HS256"
 
 

@@ -68,6 +68,7 @@ connection stays usable (F03): one bad message must not cost a user their sessio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -85,6 +86,21 @@ class Auth(_ClientMessage):
     last_seq: int | None = None  # the last seq this client saw in the room (resume; see the docstring)
     last_id: str | None = None  # the last stream ID seen (``streams`` backend)
     epoch: str | None = None  # the epoch that ID belongs to
+
+    def resume(self) -> Resume | None:
+        """Where this client left off, or None for a fresh start (no ``last_seq`` nor ``last_id``)."""
+        if self.last_seq is None and self.last_id is None:
+            return None
+        return Resume(self.last_id, self.epoch, self.last_seq)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a reconnecting client left off, as its ``auth`` said; what ``membership(...)`` resumes from."""
+
+    last_id: str | None = None
+    epoch: str | None = None
+    last_seq: int | None = None
 
 
 class Say(_ClientMessage):

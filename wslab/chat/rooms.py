@@ -25,15 +25,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from wslab.chat.auth import Revocations
 from wslab.chat.names import printable
-from wslab.chat.protocol import Joined, Left, Ready, ServerMessage
+from wslab.chat.protocol import Joined, Left, Ready, Resume, ServerMessage
 from wslab.chat.ratelimit import UserLimits
 from wslab.wire import CloseCode
+
+__all__ = [
+    "LOGGER",
+    "ConnectionManager",
+    "Eviction",
+    "Member",
+    "Report",
+    "Room",
+    "Stats",
+    "log_report",
+    "no_report",
+]
 
 Report = Callable[[str, str], None]
 """``report(kind, message)``: where the app tells the outside world what happened. Never ``print``."""
@@ -41,6 +54,20 @@ Report = Callable[[str, str], None]
 
 def no_report(kind: str, message: str) -> None:
     """The default report hook: do nothing."""
+
+
+LOGGER = logging.getLogger("wslab.chat")
+"""Where :func:`log_report` writes: a replica process forwards the ``wslab`` loggers to its lab."""
+
+
+def log_report(kind: str, message: str) -> None:
+    """A report hook for an app in another process: an INFO record on ``wslab.chat`` tagged ``wslab_kind``.
+
+    Why a logger: a replica (``wslab.runtime.replica``) cannot call the lab's ``events.record``; it sends
+    each ``wslab`` log record to the lab as a JSON line, and the record's ``wslab_kind`` becomes the
+    event's kind there (``joined``, ``left``, ``evicted``...), as if the app had reported in-process.
+    """
+    LOGGER.info(message, extra={"wslab_kind": kind})
 
 
 @dataclass
@@ -207,10 +234,21 @@ class ConnectionManager:
         self.report("revoked", f"{printable(user)}: tokens revoked ({printable(reason)}), {closing}")
         return len(live)
 
+    async def aclose(self) -> None:
+        """Release what the manager holds when the app shuts down: nothing here.
+
+        Members leave with their own handlers; a manager that opens connections of its own (a Redis
+        client, F12's listeners) overrides this, and the app's lifespan calls it.
+        """
+
     # -- membership ------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
-        """Join ``room`` as ``user`` for the duration of the block; leaving is guaranteed."""
+    async def membership(self, room: str, user: str, resume: Resume | None = None) -> AsyncIterator[Member]:
+        """Join ``room`` as ``user`` for the duration of the block; leaving is guaranteed.
+
+        ``resume`` (where the client says it left off) means nothing in one process, which keeps no
+        history; a manager with a fan-out backend (:class:`~wslab.chat.fanout.FanOutManager`) uses it.
+        """
         member = self._join(room, user)
         try:
             yield member

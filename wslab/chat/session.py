@@ -1,8 +1,15 @@
 """One connection, from handshake to close: an explicit AWAIT_AUTH → READY → CLOSED state machine.
 
+* **Before accept()** (F25): the ``Origin`` header must be allowed
+  (:func:`~wslab.chat.origins.origin_allowed`). A refused Origin is answered by closing before
+  accepting, which ASGI servers turn into an HTTP **403** handshake response (the client sees
+  ``InvalidStatus``; there is no WebSocket close code, because there never was a WebSocket).
+  Authentication is not done here: the token comes in the first message (F24).
 * **AWAIT_AUTH** (catalogue F24, F29): the socket is accepted but belongs to no room and receives
   nothing. Its first message must be ``auth`` with a valid token, within ``auth_timeout``; otherwise
   it is closed with 4001 (UNAUTHORIZED), or 4002 (TOKEN_EXPIRED) for a genuine but expired token.
+  Where the client left off (``last_seq``, ``last_id``, ``epoch`` in that same ``auth``) is kept as
+  :attr:`ChatSession.resume` and handed to ``membership(room, user, resume)``.
 * **READY**: a member of its room. Three tasks run in one ``TaskGroup`` (F31): the *reader* (the only
   caller of ``receive``), the *sender* (the only caller of ``send``, draining the member's bounded
   queue) and the *watchdog* (token expiry, F28, and close requests such as an eviction); with
@@ -27,6 +34,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
 from wslab.chat.names import InvalidName, check_name, printable
+from wslab.chat.origins import origin_allowed
 from wslab.chat.protocol import (
     PING,
     Auth,
@@ -38,6 +46,7 @@ from wslab.chat.protocol import (
     ProtocolViolation,
     Reauth,
     Reauthed,
+    Resume,
     Say,
     parse_client_message,
 )
@@ -45,6 +54,8 @@ from wslab.chat.ratelimit import TokenBucket
 from wslab.chat.rooms import ConnectionManager, Member, Report
 from wslab.chat.settings import ChatSettings
 from wslab.wire import CloseCode
+
+__all__ = ["ChatSession", "CloseConnection", "PeerGone", "State"]
 
 
 class State(enum.Enum):
@@ -100,6 +111,8 @@ class ChatSession:
         self.report = report
         self.state = State.AWAIT_AUTH
         self.claims: Claims | None = None
+        self.resume: Resume | None = None
+        """Where the client left off, from its ``auth`` (None: a fresh start)."""
         self.bucket = TokenBucket(settings.rate, settings.burst)
         self.pong = asyncio.Event()
         self.pings_sent = 0
@@ -111,15 +124,25 @@ class ChatSession:
 
     @property
     def who(self) -> str:
+        """The user, once authenticated, for reports."""
         return self.claims.user if self.claims is not None else "anonymous"
 
     # -- the whole life --------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Accept, authenticate, take part in the room, and close; never leaves membership behind."""
+        """Check the Origin and the room's name, accept, authenticate, be in the room, close; never leaves
+        membership behind."""
+        if not self._origin_allowed():
+            origin = self.websocket.headers.get("origin")
+            self.report("rejected", f"handshake from origin {origin!r} refused (HTTP 403)")
+            self._move(State.CLOSED)
+            # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
+            await self.websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
+            return
         try:  # the room name is the client's: checked before it is stored, sent or used in a Redis key
             check_name(self.room, "room name")
         except InvalidName as exc:
             self.report("rejected", f"room {printable(self.room)!r} refused (HTTP 400): {exc}")
+            self._move(State.CLOSED)
             await refuse_handshake(self.websocket, 400, str(exc))
             return
         await self.websocket.accept()
@@ -134,7 +157,7 @@ class ChatSession:
                 # one bucket for every connection of this user: more sockets must not mean more messages
                 self.bucket = self.manager.limits.bucket(user, self.settings.rate, self.settings.burst)
                 self._move(State.READY)
-                async with self.manager.membership(self.room, user) as member:
+                async with self.manager.membership(self.room, user, self.resume) as member:
                     closing = await self._serve(member)
             finally:
                 self.manager.limits.disconnect(user)
@@ -179,6 +202,12 @@ class ChatSession:
             async with asyncio.timeout(self.settings.close_timeout):
                 await self.websocket.close(int(closing.code), closing.reason)
 
+    # -- before accept() ---------------------------------------------------------------------------------
+    def _origin_allowed(self) -> bool:
+        """Whether the web page that opened this socket may: ``Origin`` against the settings' allowlist."""
+        headers = self.websocket.headers
+        return origin_allowed(headers.get("origin"), headers.get("host"), self.settings)
+
     # -- AWAIT_AUTH --------------------------------------------------------------------------------------
     async def _authenticate(self) -> Claims:
         try:
@@ -192,6 +221,7 @@ class ChatSession:
             raise CloseConnection(CloseCode.UNAUTHORIZED, f"expected auth first ({exc.reason})") from None
         if not isinstance(message, Auth):
             raise CloseConnection(CloseCode.UNAUTHORIZED, f"expected auth first, got {message.type}")
+        self.resume = message.resume()
         return self._verify(message.token)
 
     def _verify(self, token: str) -> Claims:
@@ -215,7 +245,7 @@ class ChatSession:
         message = await self.websocket.receive()
         if message["type"] == "websocket.disconnect":
             raise PeerGone
-        text = message.get("text")
+        text: str | None = message.get("text")
         if text is None:
             raise CloseConnection(CloseCode.UNSUPPORTED_DATA, "binary frames are not supported; send text")
         # Cheap bound first: a str of n characters is at most 4n UTF-8 bytes.

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["ENV_PREFIX", "ChatSettings", "settings_from_env"]
+
 
 @dataclass(frozen=True)
 class ChatSettings:

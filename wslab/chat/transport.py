@@ -19,7 +19,7 @@ subclass of uvicorn's own protocol, passed as ``http=`` / ``ws=`` through
   ``auth_timeout`` only starts once the handshake is complete. :class:`HeadDeadlineH11Protocol` closes
   a connection that has not sent a complete request head within ``handshake_timeout``.
 
-Behind nginx, ``client_header_timeout`` does the last one for the proxy (see :mod:`wslab.nginx`).
+Behind nginx, ``client_header_timeout`` does the last one for the proxy (see :mod:`wslab.runtime.nginx`).
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class BoundChapter:
         }
 
     def __getattr__(self, name: str) -> Exercise:
-        questions = self.__dict__.get("questions", {})
+        questions: dict[str, Exercise] = self.__dict__.get("questions", {})
         if name in questions:
             return questions[name]
         known = ", ".join(questions) or "none"

@@ -189,7 +189,7 @@ async def safe_broadcast(connections, message):
             try:
                 got = await self.call_async(safe_broadcast, given, message)
             except Incorrect as exc:
-                why = _WHY.get(type(exc.__cause__))  # type: ignore[arg-type]
+                why = _WHY.get(type(exc.__cause__))
                 if why is None:
                     raise
                 raise Incorrect(f"When {what}: {why}") from None

@@ -34,7 +34,7 @@ RNG = _Shown("rng")
 
 
 def _bound(attempt: int, base: float, cap: float) -> float:
-    return min(cap, base * 2**attempt)
+    return min(cap, base * 2.0**attempt)
 
 
 class FullJitter(Exercise):

@@ -28,7 +28,7 @@ import json
 
 from fastapi import FastAPI, WebSocket
 
-from wslab.chat.origins import origin_allowed
+from wslab.chat.app import create_app as create_reference_app
 from wslab.chat.protocol import Error, Message, ProtocolViolation, Say, ServerMessage, parse_client_message
 from wslab.chat.rooms import ConnectionManager, Member, Report, no_report
 from wslab.chat.session import _SEND_FAILURES, ChatSession, CloseConnection
@@ -99,17 +99,4 @@ def create_app(settings: ChatSettings | None = None, report: Report = no_report)
     """:func:`wslab.chat.create_app` with the sequential manager and session swapped in."""
     settings = settings if settings is not None else ChatSettings()
     manager = SequentialManager(queue_size=settings.queue_size, report=report)
-    app = FastAPI(title="wslab chat, F06 sequential broadcast")
-    app.state.chat = manager
-    app.state.settings = settings
-
-    @app.websocket("/ws/chat/{room_id}")
-    async def chat(websocket: WebSocket, room_id: str) -> None:
-        origin = websocket.headers.get("origin")
-        if not origin_allowed(origin, websocket.headers.get("host"), settings):
-            report("rejected", f"handshake from origin {origin!r} refused (HTTP 403)")
-            await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
-            return
-        await SequentialSession(websocket, room_id, manager, settings, report).run()
-
-    return app
+    return create_reference_app(settings, report, rooms=manager, session=SequentialSession)

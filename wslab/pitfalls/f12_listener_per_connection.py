@@ -1,6 +1,6 @@
 """F12, one Redis subscription per WebSocket: every message arrives N times, connections grow with users.
 
-The reference fan-out (:mod:`wslab.chat.fanout_pubsub`) keeps **one** subscriber connection per
+The reference fan-out (:mod:`wslab.chat.fanout.pubsub`) keeps **one** subscriber connection per
 process, subscribes a room when its first local member joins (ref-counted), and its one listener hands
 each message to each local member once. This variant does what the "scale your FastAPI chat with Redis"
 tutorials write instead, inside the WebSocket handler::
@@ -43,11 +43,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
-from wslab.chat.origins import origin_allowed
-from wslab.chat.protocol import Error, Message, ProtocolViolation, Say, parse_client_message
+from wslab.chat.app import create_app as create_reference_app
+from wslab.chat.protocol import Error, Message, ProtocolViolation, Resume, Say, parse_client_message
 from wslab.chat.rooms import ConnectionManager, Member, Report, no_report
 from wslab.chat.session import ChatSession, CloseConnection
 from wslab.chat.settings import ChatSettings
@@ -76,11 +76,11 @@ class ListenerPerConnectionManager(ConnectionManager):
         self.subscriptions: list[Any] = []  # every pubsub ever opened: nothing ever removes one
 
     @contextlib.asynccontextmanager
-    async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
+    async def membership(self, room: str, user: str, resume: Resume | None = None) -> AsyncIterator[Member]:
         pubsub = self.redis.pubsub()  # THE PITFALL: one more Redis connection for every WebSocket
         await pubsub.subscribe(channel(room))
         self.subscriptions.append(pubsub)
-        async with super().membership(room, user) as member:
+        async with super().membership(room, user, resume) as member:
             self.listeners[member] = asyncio.get_running_loop().create_task(
                 self._listen(pubsub, room), name=f"f12-listener-{user}"
             )
@@ -141,23 +141,4 @@ def create_app(settings: ChatSettings, report: Report = no_report, name: str = "
     manager = ListenerPerConnectionManager(
         settings.redis_url, name=name, queue_size=settings.queue_size, report=report
     )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await manager.aclose()
-
-    app = FastAPI(title="wslab chat, F12 listener per connection", lifespan=lifespan)
-    app.state.chat = manager
-    app.state.settings = settings
-
-    @app.websocket("/ws/chat/{room_id}")
-    async def chat(websocket: WebSocket, room_id: str) -> None:
-        origin = websocket.headers.get("origin")
-        if not origin_allowed(origin, websocket.headers.get("host"), settings):
-            report("rejected", f"handshake from origin {origin!r} refused (HTTP 403)")
-            await websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
-            return
-        await ListenerPerConnectionSession(websocket, room_id, manager, settings, report).run()
-
-    return app
+    return create_reference_app(settings, report, rooms=manager, session=ListenerPerConnectionSession)

@@ -1,6 +1,6 @@
 """F13, a Redis listener that goes quiet: a replica stops hearing the other replicas, and says it is fine.
 
-The reference fan-out (:mod:`wslab.chat.fanout_pubsub`) runs its one subscriber under a supervisor
+The reference fan-out (:mod:`wslab.chat.fanout.pubsub`) runs its one subscriber under a supervisor
 that reconnects, re-subscribes and tells members ``resync`` whatever ended the listener, and the
 listener PINGs Redis after a silence and gives up on a PING that gets no answer. Two variants, each a
 few lines away from it, show what each of those parts is for (catalogue F13):
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wslab.chat.fanout_pubsub import PubSubFanOut
+from wslab.chat.fanout.pubsub import PubSubFanOut
 
 __all__ = ["NoWatchdogPubSubFanOut", "UnsupervisedPubSubFanOut"]
 

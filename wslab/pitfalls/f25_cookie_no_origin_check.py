@@ -8,9 +8,10 @@ handshake is not subject to the same-origin policy and CORS does not apply to it
 ``CORSMiddleware`` passes non-HTTP scopes straight through), so that page gets a socket authenticated
 as the victim: it reads the victim's rooms and can speak as them.
 
-This app is the reference :func:`wslab.chat.create_app` with two differences: :class:`CookieSession`
-takes the token from the ``session`` cookie set by ``POST /login`` (instead of the first message), and
-the route does **not** check the ``Origin`` header before ``accept()`` (the reference does, with
+This app is the reference :func:`wslab.chat.create_app` with one part swapped, its session, plus the
+``POST /login`` that sets the cookie. :class:`CookieSession` differs from the reference session twice:
+it takes the token from the ``session`` cookie (instead of the first message), and it does **not**
+check the ``Origin`` header before ``accept()`` (the reference does, with
 :func:`wslab.chat.origins.origin_allowed`, and answers a foreign page with HTTP 403).
 
 What the cookie's ``SameSite`` attribute changes is decided by the browser, not by this code; Starlette's
@@ -20,11 +21,12 @@ does not stop).
 
 from __future__ import annotations
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from wslab.chat.app import create_app as create_reference_app
 from wslab.chat.auth import Claims, issue_token
-from wslab.chat.rooms import ConnectionManager, Report, no_report
+from wslab.chat.rooms import Report, no_report
 from wslab.chat.session import ChatSession
 from wslab.chat.settings import ChatSettings
 
@@ -37,6 +39,9 @@ COOKIE = "session"
 class CookieSession(ChatSession):
     """A :class:`~wslab.chat.session.ChatSession` that authenticates with the ``session`` cookie."""
 
+    def _origin_allowed(self) -> bool:
+        return True  # THE PITFALL: any page, on any site, may open a socket with the victim's cookie
+
     async def _authenticate(self) -> Claims:
         # Ambient credentials: whoever's page opened the socket, the browser sent the victim's cookie.
         return self._verify(self.websocket.cookies.get(COOKIE, ""))
@@ -45,10 +50,7 @@ class CookieSession(ChatSession):
 def create_app(settings: ChatSettings | None = None, report: Report = no_report) -> FastAPI:
     """The chat of :func:`wslab.chat.create_app`, authenticated by a cookie, no Origin check (don't)."""
     settings = settings if settings is not None else ChatSettings()
-    manager = ConnectionManager(queue_size=settings.queue_size, report=report)
-    app = FastAPI(title="wslab chat, cookie auth without an Origin check (F25)")
-    app.state.chat = manager
-    app.state.settings = settings
+    app = create_reference_app(settings, report, session=CookieSession)
 
     @app.post("/login")
     async def login(user: str) -> JSONResponse:
@@ -56,9 +58,5 @@ def create_app(settings: ChatSettings | None = None, report: Report = no_report)
         response = JSONResponse({"user": user})
         response.set_cookie(COOKIE, issue_token(user, settings.secret, settings.token_ttl), httponly=True)
         return response
-
-    @app.websocket("/ws/chat/{room_id}")
-    async def chat(websocket: WebSocket, room_id: str) -> None:
-        await CookieSession(websocket, room_id, manager, settings, report).run()
 
     return app

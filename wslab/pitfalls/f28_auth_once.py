@@ -6,7 +6,7 @@ token's ``exp``, after a logout or a password change, the open socket keeps stre
 and accepting commands until the client happens to reconnect (catalogue F28). Two variants, each a few
 lines away from the reference:
 
-* :class:`AuthOnceSession` is :class:`~wslab.chat.app.ResumingSession` whose watchdog no longer looks at
+* :class:`AuthOnceSession` is :class:`~wslab.chat.session.ChatSession` whose watchdog no longer looks at
   the token: only a close request (an eviction) ends the connection. The reference sleeps until the
   token's ``exp`` and closes 4002, unless the client sent ``reauth`` with a fresh token first.
 * :class:`RevocationListManager` is :class:`~wslab.chat.rooms.ConnectionManager` whose ``revoke`` (what
@@ -20,16 +20,15 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from wslab.chat.app import ResumingSession
 from wslab.chat.app import create_app as create_reference_app
 from wslab.chat.rooms import ConnectionManager, Member, Report, no_report
-from wslab.chat.session import CloseConnection
+from wslab.chat.session import ChatSession, CloseConnection
 from wslab.chat.settings import ChatSettings
 
 __all__ = ["AuthOnceSession", "RevocationListManager", "create_app"]
 
 
-class AuthOnceSession(ResumingSession):
+class AuthOnceSession(ChatSession):
     """The reference session, with the token checked only by the first message."""
 
     async def _watchdog(self, member: Member) -> None:

@@ -1,7 +1,7 @@
-"""Entry point of a server replica process (``python -m wslab.replica '<json spec>'``).
+"""Entry point of a server replica process (``python -m wslab.runtime.replica '<json spec>'``).
 
-Started by :class:`wslab.servers.ProcessServer`. It speaks to its parent in JSON lines on stdout: first
-``{"event": "listening", "port": N}``, then one line per log record (uvicorn's, and the events wslab's
+Started by :class:`~wslab.runtime.servers.ProcessServer`. It speaks to its parent in JSON lines on stdout:
+first ``{"event": "listening", "port": N}``, then one line per log record (uvicorn's, and the events wslab's
 apps report through the ``wslab`` logger with a ``wslab_kind``), so the parent can show the replica's
 logs in the lab's event log without parsing free text. SIGTERM stops it with the same fast, bounded
 shutdown as the in-loop server.
@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn.importer
 
-from wslab.servers import _config, _FastServer, option_warnings
+from wslab.runtime.servers import _config, _FastServer, option_warnings
 
 
 class _JsonLines(logging.Handler):

@@ -18,16 +18,16 @@ import asyncio
 import contextlib
 import secrets
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, unquote
 
 from redis.exceptions import RedisError, ResponseError
 
-from wslab.chat.fanout import (
+from wslab.chat.fanout.base import (
     PRESENCE_TTL,
     REDIS_TIMEOUT,
+    Deliver,
     Entry,
     RefCounts,
     Resume,
@@ -40,7 +40,6 @@ from wslab.chat.fanout import (
     stamp,
 )
 from wslab.chat.names import printable
-from wslab.chat.presence import RedisPresence
 
 _XADD = """
 local epoch = redis.call('GET', KEYS[3])
@@ -52,6 +51,9 @@ local seq = redis.call('INCR', KEYS[2])
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
                   's', seq, 'e', epoch, 'x', ARGV[4], 'm', ARGV[2])
 """
+
+RawEntry = tuple[bytes, dict[bytes, bytes]]
+"""A stream entry as redis-py returns it (no ``decode_responses``): its ID and its fields."""
 
 RING = 256
 """Recent entries each room keeps in memory, so a catch-up can join the live stream without a gap."""
@@ -99,7 +101,7 @@ class RoomCursor:
 
 
 class StreamsFanOut(Supervised):
-    """Redis Streams for :class:`~wslab.chat.fanout.FanOutManager` (see the module docstring)."""
+    """Redis Streams for :class:`~wslab.chat.fanout.manager.FanOutManager` (see the module docstring)."""
 
     def __init__(
         self,
@@ -109,19 +111,16 @@ class StreamsFanOut(Supervised):
         timeout: float = REDIS_TIMEOUT,
         presence_ttl: float = PRESENCE_TTL,
     ) -> None:
-        super().__init__("streams")
-        self.url = url
+        super().__init__("streams", url, timeout, presence_ttl)
         self.maxlen = maxlen
         self.block_ms = max(1, int(block * 1000))
-        self.timeout = timeout
-        self._client = redis_client(url, timeout=timeout)
         self._script = self._client.register_script(_XADD)
-        self.presence = RedisPresence(self._client, presence_ttl, self.health)
         self._refs = RefCounts()
         self.cursors: dict[str, RoomCursor] = {}
 
     # -- interest ------------------------------------------------------------------------------------------
     def interest(self, room: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Reference-counted: the first local member opens the room's cursor, the last closes it."""
         self.ensure_started()
         return self._refs.held(room, lambda: self._open(room), lambda: self._close(room))
 
@@ -150,6 +149,7 @@ class StreamsFanOut(Supervised):
 
     # -- resume --------------------------------------------------------------------------------------------
     async def prepare(self, room: str, resume: Resume | None) -> Start:
+        """Start live, or from the client's offset if this epoch still holds it; else ``resync``."""
         cursor = self.cursors[room]
         start = Start(seq=cursor.seq, id=cursor.last, epoch=cursor.epoch)
         if resume is None or resume.last_id is None:
@@ -159,7 +159,7 @@ class StreamsFanOut(Supervised):
             return start
         try:
             offset = parse_id(resume.last_id)
-            oldest = await self._client.xrange(keys(room)[0], "-", "+", count=1)
+            oldest = cast(list[RawEntry], await self._client.xrange(keys(room)[0], "-", "+", count=1))
         except (ValueError, RedisError, OSError):
             start.resync = "history_lost"
             return start
@@ -169,13 +169,15 @@ class StreamsFanOut(Supervised):
         start.resume_from, start.seq = offset, resume.last_seq or 0
         return start
 
-    async def catch_up(self, room: str, start: Start, deliver: Callable[[Entry], None]) -> str | None:
+    async def catch_up(self, room: str, start: Start, deliver: Deliver) -> str | None:
+        """Replay from Redis up to the ring, then the ring, synchronously; ``history_lost`` if Redis fails."""
         cursor = self.cursors[room]
         assert start.resume_from is not None
         position = start.resume_from
         try:
             while position < cursor.base:  # older than what the ring holds: read it from Redis
-                batch = await self._client.xrange(keys(room)[0], f"({format_id(position)}", "+", count=500)
+                since = f"({format_id(position)}"
+                batch = cast(list[RawEntry], await self._client.xrange(keys(room)[0], since, "+", count=500))
                 if not batch:
                     break
                 for entry_id, fields in batch:
@@ -204,7 +206,7 @@ class StreamsFanOut(Supervised):
                 for room, cursor in list(self.cursors.items()):
                     if cursor.epoch is None and cursor.broken is None:
                         await self._revalidate_room(client, room)
-                streams = {
+                streams: dict[Any, Any] = {
                     keys(r)[0]: format_id(c.last)
                     for r, c in self.cursors.items()
                     if c.epoch and c.broken is None
@@ -213,11 +215,12 @@ class StreamsFanOut(Supervised):
                     await asyncio.sleep(self.block_ms / 1000)
                     continue
                 try:
-                    response = await client.xread(streams, count=500, block=self.block_ms)
+                    read = await client.xread(streams, count=500, block=self.block_ms)
                 except ResponseError as exc:  # one stream key of the wrong type fails the whole XREAD
                     if not await self._find_broken(client, streams, exc):
                         raise
                     continue
+                response = cast(list[tuple[bytes, list[RawEntry]]] | None, read)
                 for stream, entries in response or []:
                     room = room_of(stream.decode())
                     for entry_id, fields in entries:
@@ -296,10 +299,5 @@ class StreamsFanOut(Supervised):
         self.deliver(entry)
 
     async def _publish(self, room: str, encoded: str, exclude: str | None) -> None:
-        args = [self.maxlen, encoded, secrets.token_hex(6), exclude or ""]
+        args: list[str | int] = [self.maxlen, encoded, secrets.token_hex(6), exclude or ""]
         await self._script(keys=list(keys(room)), args=args)
-
-    async def aclose(self) -> None:
-        await super().aclose()
-        await self.presence.aclose()
-        await self._client.aclose()

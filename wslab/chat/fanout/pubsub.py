@@ -4,7 +4,7 @@
   unsubscribes (:meth:`PubSubFanOut.interest` is an async context manager, so nobody can forget).
 * **Exactly once per process**: a ``say`` is only published; every process, the publisher's included,
   delivers it when it comes back from Redis, to each local member once.
-* **Supervised** (F13): the listener runs under :class:`~wslab.chat.fanout.Supervised`; after a crash,
+* **Supervised** (F13): the listener runs under :class:`~wslab.chat.fanout.base.Supervised`; after a crash,
   a Redis restart or a silent connection (no answer to a PING within ``redis_timeout``: a half-open
   link would otherwise leave it "connected" and deaf) it backs off, reconnects, re-subscribes every
   room that has local members, and tells those members ``resync`` (what was published meanwhile is
@@ -23,9 +23,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from wslab.chat.fanout import (
+from wslab.chat.fanout.base import (
     PRESENCE_TTL,
     REDIS_TIMEOUT,
+    Deliver,
     Entry,
     RefCounts,
     Resume,
@@ -34,7 +35,6 @@ from wslab.chat.fanout import (
     redis_client,
     stamp,
 )
-from wslab.chat.presence import RedisPresence
 
 PREFIX = "wslab:chat:room:"
 """Channel of a room: ``wslab:chat:room:{room}``."""
@@ -49,6 +49,7 @@ return seq
 
 
 def channel(room: str) -> str:
+    """The Redis channel of ``room``."""
     return PREFIX + room
 
 
@@ -57,14 +58,10 @@ SUBSCRIBE_TIMEOUT = 5.0
 
 
 class PubSubFanOut(Supervised):
-    """Redis pub/sub for :class:`~wslab.chat.fanout.FanOutManager` (see the module docstring)."""
+    """Redis pub/sub for :class:`~wslab.chat.fanout.manager.FanOutManager` (see the module docstring)."""
 
     def __init__(self, url: str, timeout: float = REDIS_TIMEOUT, presence_ttl: float = PRESENCE_TTL) -> None:
-        super().__init__("pubsub")
-        self.url = url
-        self.timeout = timeout
-        self._client = redis_client(url, timeout=timeout)
-        self.presence = RedisPresence(self._client, presence_ttl, self.health)
+        super().__init__("pubsub", url, timeout, presence_ttl)
         self._script = self._client.register_script(_PUBLISH)
         self._refs = RefCounts()
         self._pubsub: Any = None
@@ -78,6 +75,7 @@ class PubSubFanOut(Supervised):
     # -- interest ----------------------------------------------------------------------------------------
     @contextlib.asynccontextmanager
     async def interest(self, room: str) -> AsyncIterator[None]:
+        """Reference-counted: the first local member subscribes the process, the last unsubscribes."""
         self.ensure_started()
         async with self._refs.held(room, lambda: self._subscribe(room), lambda: self._unsubscribe(room)):
             # every member waits for the confirmation, not only the one whose join sent the SUBSCRIBE
@@ -105,12 +103,14 @@ class PubSubFanOut(Supervised):
                 await self._pubsub.unsubscribe(channel(room))
 
     async def prepare(self, room: str, resume: Resume | None) -> Start:
+        """Start after the last ``seq`` this process saw; a resuming client is told ``resync``."""
         start = Start(seq=self._last_seq.get(room, 0))
         if resume is not None and (resume.last_id is not None or resume.last_seq is not None):
             start.resync = "no_history"  # pub/sub keeps nothing to replay
         return start
 
-    async def catch_up(self, room: str, start: Start, deliver: Any) -> str | None:
+    async def catch_up(self, room: str, start: Start, deliver: Deliver) -> str | None:
+        """Nothing to replay: pub/sub keeps nothing (``prepare`` never asks for a catch-up)."""
         return None
 
     # -- the listener --------------------------------------------------------------------------------------
@@ -198,8 +198,3 @@ class PubSubFanOut(Supervised):
 
     async def _publish(self, room: str, encoded: str, exclude: str | None) -> None:
         await self._script(keys=[f"wslab:chat:seq:{room}"], args=[channel(room), exclude or "", encoded])
-
-    async def aclose(self) -> None:
-        await super().aclose()
-        await self.presence.aclose()
-        await self._client.aclose()

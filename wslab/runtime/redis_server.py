@@ -17,7 +17,6 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from typing import Any
@@ -26,7 +25,7 @@ import redis.asyncio as aioredis
 
 from wslab.components import ComponentMissing, find_redis
 from wslab.events import EventLog
-from wslab.servers import HOST, _die_with_parent, free_port
+from wslab.runtime.process import HOST, free_port, kill_now, spawn, terminate
 
 READY_TIMEOUT = 10.0
 """Seconds a starting redis-server may take to answer PING."""
@@ -88,7 +87,7 @@ class RedisServer:
         self.port = port
         self.url = f"redis://{HOST}:{port}/0"
         self.events.alias(f"{HOST}:{port}", self.name)
-        self.process = await asyncio.create_subprocess_exec(
+        self.process = await spawn(
             self.binary,
             "--port", str(port),
             "--bind", HOST,
@@ -97,10 +96,6 @@ class RedisServer:
             "--dir", self._dir,
             "--daemonize", "no",
             "--loglevel", "notice",
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )  # fmt: skip
         self._reader = asyncio.get_running_loop().create_task(self._read_log(self.process))
 
@@ -156,14 +151,7 @@ class RedisServer:
         process = self.process
         if process is None or process.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(sig)
-        try:
-            await asyncio.wait_for(process.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
+        await terminate(process, sig)
         if self._reader is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reader, 2)
@@ -180,9 +168,8 @@ class RedisServer:
 
     def kill_blocking(self) -> None:
         """Kernel exit: end the process without a loop."""
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+        if self.process is not None:
+            kill_now(self.process)
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
 

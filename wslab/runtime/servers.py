@@ -17,13 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import ctypes
 import json
 import logging
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -33,8 +30,8 @@ from typing import Any
 import uvicorn
 
 from wslab.events import EventLog
+from wslab.runtime.process import HOST, kill_now, spawn, terminate
 
-HOST = "127.0.0.1"
 DEFAULT_GRACE = 1.0
 """Seconds a stopping server waits for connections and handlers to finish before aborting them."""
 
@@ -337,21 +334,6 @@ class ThreadServer(ServerHandle):
         self._thread.join(timeout)
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now, for programs that cannot bind port 0 and report
-    back (redis-server, nginx). Another process could take it first; callers treat a failed start as
-    a reason to try again, not as a bug."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: ask the kernel to SIGKILL the replica if the kernel/test process dies without cleanup."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class ProcessServer(ServerHandle):
     """A uvicorn server in a child process: a real replica, as in a multi-process deployment.
 
@@ -385,17 +367,7 @@ class ProcessServer(ServerHandle):
         source = f"server:{name}"
         spec = json.dumps({"app": app_path, "factory": factory, "port": port, "options": options})
         child_env = {**os.environ, **(env or {})}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "wslab.replica",
-            spec,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=child_env,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
+        process = await spawn(sys.executable, "-m", "wslab.runtime.replica", spec, env=child_env)
         assert process.stdout is not None
         real_port = None
         early: list[str] = []
@@ -413,8 +385,7 @@ class ProcessServer(ServerHandle):
         except TimeoutError:
             pass
         if real_port is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
+            kill_now(process)
             await process.wait()
             detail = "\n".join(early[-20:])
             raise RuntimeError(f"replica {name!r} ({app_path}) did not start:\n{detail}")
@@ -445,14 +416,7 @@ class ProcessServer(ServerHandle):
         if not self.running:
             return
         self.running = False
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(sig)
-        try:
-            await asyncio.wait_for(self.process.wait(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
+        await terminate(self.process, sig, timeout)
         if self._reader is not None:
             await asyncio.wait_for(self._reader, 5)
         how = "killed" if sig == signal.SIGKILL else "stopped"
@@ -460,9 +424,7 @@ class ProcessServer(ServerHandle):
 
     def kill_blocking(self) -> None:
         """For kernel exit, when no loop runs: make sure the child is gone."""
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+        kill_now(self.process)
 
 
 def _parse_child_line(line: bytes) -> dict[str, Any]:

@@ -1,27 +1,25 @@
-"""Fan-out across processes: one interface, three backends, chosen when the app is created.
+"""Rooms across processes, the part every backend shares: the types, the interface, the supervisor.
 
-* ``memory`` (the default): one process, :class:`~wslab.chat.rooms.ConnectionManager` as it is.
-* ``pubsub`` (:mod:`wslab.chat.fanout_pubsub`): Redis pub/sub, at-most-once (catalogue F11-F14).
-* ``streams`` (:mod:`wslab.chat.fanout_streams`): one Redis stream per room; a client that reconnects
+* ``memory`` (the default): one process; :class:`MemoryFanOut` only carries the health of a fan-out that
+  is the in-process :class:`~wslab.chat.rooms.ConnectionManager` itself.
+* ``pubsub`` (:mod:`wslab.chat.fanout.pubsub`): Redis pub/sub, at-most-once (F11-F14).
+* ``streams`` (:mod:`wslab.chat.fanout.streams`): one Redis stream per room; a client that reconnects
   with its last ``id`` and ``epoch`` gets exactly what it missed, or an explicit ``resync`` (F18).
 
-A Redis backend never lets a member wait on Redis, nor Redis wait on a member: ``broadcast`` puts the
+A Redis backend never lets a member wait on Redis, nor Redis wait on a member: ``publish`` puts the
 message on a bounded publish queue (a full one is a counted drop), and the supervised listener only
-``put_nowait``\\s on each member's bounded outbox. :class:`FanOutManager` is the reference manager with
-its fan-out going through a backend; its :attr:`FanOut.health` is what a lesson (or ``GET
-/health/fanout``) looks at.
+hands entries to ``deliver``, which only ``put_nowait``\\s on each member's bounded outbox. Every backend
+is a :class:`Supervised` that fits :class:`FanOut`, the interface
+:class:`~wslab.chat.fanout.manager.FanOutManager` calls; mypy checks that they fit (``create_fanout``
+returns them as a ``FanOut``), and so does ``tests/test_fanout.py``.
 
-Why a context variable for the resume point: :meth:`ChatSession.run` calls ``membership(room, user)``;
-the offset the client sent in its ``auth`` travels alongside, set by the session in its own task
-(:data:`RESUME`), so the session's state machine stays the same for every backend.
+This module imports nothing from its backends nor from the manager: they import it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -31,37 +29,24 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from wslab.chat.names import printable
 from wslab.chat.presence import RedisPresence
-from wslab.chat.protocol import Resync as ResyncMessage
-from wslab.chat.protocol import ServerMessage
-from wslab.chat.rooms import ConnectionManager, Member, Report, Room, no_report
+from wslab.chat.protocol import Resume as Resume  # re-exported: every backend's prepare() takes one
+from wslab.chat.rooms import Report, no_report
 
 StreamId = tuple[int, int]
 """A Redis stream ID (``"1700000000000-3"``) as a comparable pair."""
 
 
 def parse_id(text: str | bytes) -> StreamId:
+    """``b"1700000000000-3"`` -> ``(1700000000000, 3)``: stream IDs compare as pairs, not as strings."""
     raw = text.decode() if isinstance(text, bytes) else text
     ms, _, n = raw.partition("-")
     return int(ms), int(n or 0)
 
 
 def format_id(value: StreamId) -> str:
+    """The inverse of :func:`parse_id`, for Redis commands and for the ``id`` a client is given."""
     return f"{value[0]}-{value[1]}"
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Where a reconnecting client left off (from its ``auth`` message)."""
-
-    last_id: str | None = None
-    epoch: str | None = None
-    last_seq: int | None = None
-
-
-RESUME: contextvars.ContextVar[Resume | None] = contextvars.ContextVar("wslab_chat_resume", default=None)
-"""The resume point of the connection whose handler runs in this task (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +107,7 @@ class FanOutHealth:
     """Presence updates or queries Redis did not answer (joins then list local members only)."""
 
     def as_dict(self) -> dict[str, Any]:
+        """What ``GET /health/fanout`` answers, so a lesson can read a replica in another process."""
         return dict(self.__dict__)
 
 
@@ -130,13 +116,27 @@ Resync = Callable[[str, str, str | None], None]
 """``resync(room, reason, epoch)``: tell every local member of ``room`` that history is discontinuous."""
 
 
-class FanOut(Protocol):
-    """What :class:`FanOutManager` needs from a backend."""
+class HasHealth(Protocol):
+    """What every app's ``app.state.fanout`` has, the in-process one included: a health, and a close."""
 
     health: FanOutHealth
+
+    async def aclose(self) -> None: ...
+
+
+class FanOut(HasHealth, Protocol):
+    """What :class:`~wslab.chat.fanout.manager.FanOutManager` needs from a backend.
+
+    A backend fits it structurally (no base class needed); ``create_fanout`` is typed to return it, so
+    mypy fails the day a backend's method stops matching, and ``tests/test_fanout.py`` compares the
+    signatures at run time.
+    """
+
     presence: RedisPresence
 
-    def bind(self, deliver: Deliver, resync: Resync, report: Report) -> None: ...
+    def bind(self, deliver: Deliver, resync: Resync, report: Report) -> None:
+        """Where the backend hands what it receives: the manager's delivery, resync and report hooks."""
+        ...
 
     def interest(self, room: str) -> contextlib.AbstractAsyncContextManager[None]:
         """Reference-counted: the first local member subscribes the process, the last unsubscribes."""
@@ -146,13 +146,13 @@ class FanOut(Protocol):
         """Queue ``encoded`` (``message.encode(0)``) for the room everywhere; never blocks."""
         ...
 
-    async def prepare(self, room: str, resume: Resume | None) -> Start: ...
-
-    async def catch_up(self, room: str, start: Start, deliver: Callable[[Entry], None]) -> str | None:
-        """Replay what the member missed, in order, up to the live stream; a resync reason if it cannot."""
+    async def prepare(self, room: str, resume: Resume | None) -> Start:
+        """Where a member joining now starts, given where its client says it left off."""
         ...
 
-    async def aclose(self) -> None: ...
+    async def catch_up(self, room: str, start: Start, deliver: Deliver) -> str | None:
+        """Replay what the member missed, in order, up to the live stream; a resync reason if it cannot."""
+        ...
 
 
 class MemoryFanOut:
@@ -162,6 +162,7 @@ class MemoryFanOut:
         self.health = FanOutHealth(backend="memory", state="connected")
 
     async def aclose(self) -> None:
+        """Nothing to stop: the rooms are this process's; only the state says the app has ended."""
         self.health.state = "closed"
 
 
@@ -189,15 +190,25 @@ def redis_client(url: str, retries: int = 1, timeout: float = REDIS_TIMEOUT) -> 
 
 
 class Supervised:
-    """A listener that cannot die silently (F13): crash or disconnect -> report, back off, run again."""
+    """A listener that cannot die silently (F13): crash or disconnect -> report, back off, run again.
+
+    The base of every Redis backend: it owns the command connection (``_client``) and the presence
+    (:class:`~wslab.chat.presence.RedisPresence`) built on it, the supervised listener task and the
+    bounded publisher task. A backend writes ``_listen`` (calling :meth:`connected` once it is
+    subscribed) and ``_publish``, plus the :class:`FanOut` methods about rooms.
+    """
 
     backoff_min = 0.05
     backoff_max = 2.0
 
-    presence: RedisPresence | None = None
-
-    def __init__(self, backend: str) -> None:
+    def __init__(
+        self, backend: str, url: str, timeout: float = REDIS_TIMEOUT, presence_ttl: float = PRESENCE_TTL
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
         self.health = FanOutHealth(backend=backend)
+        self._client = redis_client(url, timeout=timeout)
+        self.presence = RedisPresence(self._client, presence_ttl, self.health)
         self.report: Report = no_report
         self.deliver: Deliver = lambda entry: None
         self.resync: Resync = lambda room, reason, epoch: None
@@ -209,9 +220,11 @@ class Supervised:
         self._closing = False
 
     def bind(self, deliver: Deliver, resync: Resync, report: Report) -> None:
+        """Where received entries, resyncs and reports go (the manager's hooks)."""
         self.deliver, self.resync, self.report = deliver, resync, report
 
     def ensure_started(self) -> None:
+        """Start the listener and the publisher on first use, in the loop of the first member."""
         if self._task is None:
             name = self.health.backend
             self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"fanout-{name}")
@@ -242,8 +255,7 @@ class Supervised:
         self._delay = self.backoff_min
         if self._failed_before:
             self.health.reconnects += 1
-            if self.presence is not None:
-                self.presence.refresh_soon()  # Redis may have restarted and lost every entry
+            self.presence.refresh_soon()  # Redis may have restarted and lost every entry
             after = self.health.last_error
             self.report("fanout_reconnected", f"{self.health.backend} listener back after {after}")
 
@@ -252,6 +264,7 @@ class Supervised:
 
     # -- publishing: bounded queue, one task, failures counted ----------------------------------------
     def publish(self, room: str, encoded: str, exclude: str | None) -> None:
+        """Queue ``encoded`` (``message.encode(0)``) for the room everywhere; never blocks."""
         self.ensure_started()
         try:
             self._outbox.put_nowait((room, encoded, exclude))
@@ -288,6 +301,7 @@ class Supervised:
         return self._closing or (task is not None and task.cancelling() > 0)
 
     async def aclose(self) -> None:
+        """Stop the listener and the publisher, then the presence refresher and the connection."""
         self._closing = True
         tasks = [task for task in (self._task, self._publisher) if task is not None]
         for task in tasks:
@@ -296,6 +310,8 @@ class Supervised:
             await asyncio.wait(tasks, timeout=2.0)
         self._task = self._publisher = None
         self.health.state = "closed"
+        await self.presence.aclose()
+        await self._client.aclose()
 
 
 class RefCounts:
@@ -319,6 +335,7 @@ class RefCounts:
     async def held(
         self, room: str, first: Callable[[], Awaitable[None]], last: Callable[[], Awaitable[None]]
     ) -> AsyncIterator[None]:
+        """Hold ``room`` for the block: ``first()`` when the count leaves 0, ``last()`` when it is back."""
         if self.acquire(room):
             try:
                 await first()
@@ -330,167 +347,3 @@ class RefCounts:
         finally:
             if self.release(room):
                 await last()
-
-
-# --- the manager -------------------------------------------------------------------------------------
-
-
-class FanOutMember(Member):
-    """A member whose position in the room's stream is known: what it was last given, and whether live."""
-
-    def __init__(
-        self,
-        user: str,
-        room: str,
-        queue_size: int,
-        stats: Any,
-        key: str | None = None,
-        backlog_timeout: float = 2.0,
-    ) -> None:
-        super().__init__(user, room, queue_size, stats, backlog_timeout)
-        self.key = key or secrets.token_hex(8)  # names this member in other processes (``exclude``)
-        self.seq = 0
-        self.id: StreamId | None = None
-        self.epoch: str | None = None
-        self.live = True
-
-
-class FanOutManager(ConnectionManager):
-    """The reference manager whose room fan-out goes through a Redis backend (see the module docstring).
-
-    Per-connection messages (``ready``, ``error``, ``dm``, ``reauthed``, ``resync``) are not part of the
-    room's stream: they carry the position of the last room message this member was given.
-    """
-
-    def __init__(
-        self, fanout: FanOut, queue_size: int = 64, report: Report = no_report, backlog_timeout: float = 2.0
-    ) -> None:
-        super().__init__(queue_size=queue_size, report=report, backlog_timeout=backlog_timeout)
-        self.fanout = fanout
-        fanout.bind(self._deliver_entry, self._resync_room, report)
-        self._start = Start()
-        self._present: list[str] = []
-        self._key: str | None = None
-
-    def _ready_members(self, room: Room) -> list[str]:
-        """This process's members in join order, then those present on other replicas (sorted)."""
-        here = [m.user for m in room.members]
-        return here + [user for user in self._present if user not in here]
-
-    def _new_member(self, user: str, room: str) -> Member:
-        member = FanOutMember(user, room, self.queue_size, self.stats, self._key, self.backlog_timeout)
-        member.on_stall = self._evict
-        member.seq, member.id, member.epoch = self._start.seq, self._start.id, self._start.epoch
-        member.live = self._start.resume_from is None
-        if not member.live:
-            member.id = self._start.resume_from
-        return member
-
-    @contextlib.asynccontextmanager
-    async def membership(self, room: str, user: str) -> AsyncIterator[Member]:
-        key = secrets.token_hex(8)
-        async with self.fanout.interest(room):
-            try:
-                await self.fanout.presence.enter(room, key, user)
-                present = await self.fanout.presence.users(room)  # on every replica (F11: not only here)
-                start = await self.fanout.prepare(room, RESUME.get())
-                # prepare() and _join() in one synchronous step: no room message can slip in between
-                self._start, self._present, self._key = start, present, key  # read by _join
-                member = self._join(room, user)
-            except BaseException:
-                self.fanout.presence.leave(room, key)  # or the refresher would keep it listed forever
-                raise
-            finally:
-                self._start, self._present, self._key = Start(), [], None
-            try:
-                assert isinstance(member, FanOutMember)
-                if start.resync is not None:
-                    self._send_resync(member, start.resync, start.epoch)
-                if not member.live:
-                    reason = await self.fanout.catch_up(room, start, lambda entry: self._offer(member, entry))
-                    if reason is not None:
-                        self._send_resync(member, reason, start.epoch)
-                    member.live = True
-                yield member
-            finally:
-                self._leave(member)  # first: its "left" is queued before the presence update
-                self.fanout.presence.leave(room, key)
-
-    # -- fan-out -----------------------------------------------------------------------------------------
-    def broadcast(self, room: str, message: ServerMessage, exclude: Member | None = None) -> int:
-        """Publish to ``room`` in every process; 0, since who gets it is decided by each listener."""
-        key = exclude.key if isinstance(exclude, FanOutMember) else None
-        self.fanout.publish(room, message.encode(0), key)
-        return 0
-
-    def send_to(self, member: Member, message: ServerMessage) -> bool:
-        room = self._rooms.get(member.room)
-        if room is None or member not in room.members or not isinstance(member, FanOutMember):
-            return False
-        return self._deliver(member, stamp(message.encode(0), member.seq, member.id, member.epoch))
-
-    def direct(self, room: str, to: str, message: ServerMessage) -> int:
-        """Direct messages stay within this process (a user on another replica is ``unknown_user``)."""
-        target = self._rooms.get(room)
-        if target is None:
-            return 0
-        recipients = [m for m in target.members if m.user == to and m.active]
-        return sum(self.send_to(m, message) for m in recipients)
-
-    def _deliver_entry(self, entry: Entry) -> None:
-        room = self._rooms.get(entry.room)
-        if room is None:
-            return
-        for member in list(room.members):
-            if isinstance(member, FanOutMember) and member.live and member.key != entry.exclude:
-                self._offer(member, entry)
-
-    def _offer(self, member: FanOutMember, entry: Entry) -> None:
-        if entry.id is not None and member.id is not None and entry.id <= member.id:
-            return  # already given (a replay overlapping the live stream)
-        member.seq, member.id, member.epoch = entry.seq, entry.id, entry.epoch or member.epoch
-        if member.key != entry.exclude:
-            self._deliver(member, entry.text)
-
-    def _resync_room(self, room: str, reason: str, epoch: str | None) -> None:
-        target = self._rooms.get(room)
-        for member in list(target.members) if target is not None else []:
-            if isinstance(member, FanOutMember):
-                if epoch is not None and epoch != member.epoch:
-                    member.seq, member.id = 0, None  # positions of the lost stream mean nothing now
-                self._send_resync(member, reason, epoch)
-
-    def _send_resync(self, member: FanOutMember, reason: str, epoch: str | None) -> None:
-        """``resync`` carries ``seq`` and its own ``epoch``: the position to resume from is unknown."""
-        member.epoch = epoch if epoch is not None else member.epoch
-        self.report("resync", f"{printable(member.user)} in {printable(member.room)}: {reason}")
-        if member.active and member in self._rooms.get(member.room, _NOBODY).members:
-            self._deliver(member, stamp(ResyncMessage(reason=reason, epoch=epoch).encode(0), member.seq))
-
-
-_NOBODY = Room("")
-
-
-def create_fanout(
-    backend: str,
-    redis_url: str | None,
-    stream_maxlen: int,
-    redis_timeout: float = REDIS_TIMEOUT,
-    presence_ttl: float = PRESENCE_TTL,
-) -> FanOut | None:
-    """The backend named in :class:`~wslab.chat.settings.ChatSettings` (None for ``memory``)."""
-    if backend == "memory":
-        return None
-    if redis_url is None:
-        raise ValueError(f"the {backend!r} fan-out needs ChatSettings.redis_url")
-    if backend == "pubsub":
-        from wslab.chat.fanout_pubsub import PubSubFanOut
-
-        return PubSubFanOut(redis_url, timeout=redis_timeout, presence_ttl=presence_ttl)
-    if backend == "streams":
-        from wslab.chat.fanout_streams import StreamsFanOut
-
-        return StreamsFanOut(
-            redis_url, maxlen=stream_maxlen, timeout=redis_timeout, presence_ttl=presence_ttl
-        )
-    raise ValueError(f"unknown fan-out backend {backend!r}: memory, pubsub or streams")
