@@ -23,7 +23,6 @@ import httpx
 import jwt
 import pytest
 from websockets.exceptions import InvalidStatus
-from wslab.runtime.servers import ServerHandle
 
 from wslab import Lab
 from wslab.chat import ChatSettings, ConnectionManager, create_app, issue_token, verify_token
@@ -33,6 +32,7 @@ from wslab.chat.names import InvalidName, check_name, printable
 from wslab.chat.protocol import ServerMessage
 from wslab.chat.rooms import Room
 from wslab.clients import LabClient
+from wslab.runtime.servers import ServerHandle
 from wslab.wire import CloseCode, Frame, FrameParser, HandshakeRequest, HandshakeResponse, Opcode, text_frame
 
 pytestmark = pytest.mark.anyio
