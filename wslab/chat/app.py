@@ -12,8 +12,9 @@ is this function with one part swapped (``session=``, ``rooms=``, ``fanout=``), 
 Size limits exist at two levels (F26). uvicorn's ``ws_max_size`` (default 16 MiB) is the server's
 hard ceiling: the transport refuses bigger frames before the app sees them. The app's own
 ``max_message_bytes`` is the protocol's limit (KB, not MB, for chat) and is what gives the client a
-clean 1009 MESSAGE_TOO_BIG with a reason from the app. Run the server with ``ws_max_size`` a little
-above ``max_message_bytes`` so that no frame much larger than the protocol allows is ever buffered.
+clean 1009 MESSAGE_TOO_BIG with a reason from the app. ``settings.uvicorn_options()`` gives the
+server ``ws_max_size`` a little above ``max_message_bytes``, compression off, and the limits uvicorn
+lacks (``wslab.chat.transport``); every way wslab runs the chat uses it (``docs/security.md``).
 """
 
 from __future__ import annotations
