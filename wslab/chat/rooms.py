@@ -133,8 +133,9 @@ class Member:
         except asyncio.QueueFull:
             return False
         self._stats.enqueued += 1
-        # behind now: fine while the backlog moves (a burst), an eviction once it has stopped moving
-        return outbox.qsize() < self.queue_size or self._still_moving()
+        # behind now: fine while the backlog moves (a burst), an eviction once it has stopped moving;
+        # queue_size 0 is asyncio's "no bound" (the unbounded queue a lesson shows), never behind
+        return outbox.qsize() < self.queue_size or self.queue_size <= 0 or self._still_moving()
 
     def _still_moving(self) -> bool:
         """Over ``queue_size``: True while the sender made progress within ``backlog_timeout``.
