@@ -231,8 +231,7 @@ class ConnectionManager:
         live = [m for room in self._rooms.values() for m in room.members if m.user == user and m.active]
         for member in live:
             member.request_close(CloseCode.UNAUTHORIZED, f"token revoked: {reason}")
-        closing = f"{len(live)} connection(s) closing"
-        self.report("revoked", f"{printable(user)}: tokens revoked ({printable(reason)}), {closing}")
+        self.report("revoked", f"{user}: tokens revoked ({reason}), {len(live)} connection(s) closing")
         return len(live)
 
     async def aclose(self) -> None:
