@@ -196,7 +196,7 @@ class ChatSession:
     async def _close(self, closing: CloseConnection) -> None:
         if closing.code is not CloseCode.SLOW_CONSUMER:  # the manager reported the eviction already
             kind = _REPORT_KIND.get(closing.code, "closed")
-            self.report(kind, f"{printable(self.who)} in {printable(self.room)}: {printable(closing)}")
+            self.report(kind, f"{printable(self.who)} in {printable(self.room)}: {closing}")
         # A peer that stopped reading may never take the close frame; do not wait for it forever.
         with contextlib.suppress(TimeoutError, *_SEND_FAILURES):
             async with asyncio.timeout(self.settings.close_timeout):
