@@ -113,6 +113,15 @@ class HeadDeadlineH11Protocol(H11Protocol):
         super().connection_made(transport)
         self.head_timer: asyncio.TimerHandle | None = self.loop.call_later(self.head_timeout, self._too_slow)
 
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        self._cancel_head_timer()  # the head is complete; the WebSocket protocol takes over
+        super().handle_websocket_upgrade(event)
+
+    def _cancel_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
     def _too_slow(self) -> None:
         self.head_timer = None
         upgraded = self.transport.get_protocol() is not self  # a WebSocket now: not ours any more
@@ -122,9 +131,7 @@ class HeadDeadlineH11Protocol(H11Protocol):
         self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        self._cancel_head_timer()
         super().connection_lost(exc)
 
 
