@@ -287,13 +287,15 @@ def test_the_client_fault_filter_only_downgrades_client_faults() -> None:
 # --- 2. bursts from many members, fast readers, per-user limits -------------------------------------------
 
 
-async def test_a_burst_from_many_talkers_never_evicts_readers_that_keep_up() -> None:
+@pytest.mark.parametrize("backend", ["memory", "pubsub", "streams"])
+async def test_a_burst_from_many_talkers_never_evicts_readers_that_keep_up(backend: str) -> None:
     """Eight members send their whole burst in the same loop turn (default settings), five times over;
-    two members that read at full speed get every message and nobody is evicted."""
+    two members that read at full speed get every message and nobody is evicted; through Redis too."""
     talkers, rounds = 8, 5
     burst = ChatSettings().burst
     async with Lab() as lab:
-        server, manager = await start(lab)
+        redis = {} if backend == "memory" else {"backend": backend, "redis_url": (await lab.redis()).url}
+        server, manager = await start(lab, **redis)
         readers = [await join(lab, server, f"reader{i}") for i in range(2)]
         streams = [await raw_member(server.port, f"t{i}") for i in range(talkers)]
         await eventually(lambda: len(manager.rooms.get("lobby", [])) == talkers + 2)
