@@ -43,6 +43,7 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         "WSLAB_CHAT_STREAM_MAXLEN": "10",
         "WSLAB_CHAT_REDIS_TIMEOUT": "0.5",
         "WSLAB_CHAT_PRESENCE_TTL": "12",
+        "WSLAB_CHAT_DEDUP_WINDOW": "50",
     }
     settings = settings_from_env(env)
     assert settings == ChatSettings(
@@ -67,6 +68,7 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         stream_maxlen=10,
         redis_timeout=0.5,
         presence_ttl=12.0,
+        dedup_window=50,
     )
     # the test above names every field: a new field must be added here (and so be settable)
     named = {key.removeprefix(ENV_PREFIX).lower() for key in env} | {"redis_url"}

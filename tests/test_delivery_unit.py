@@ -108,3 +108,12 @@ console.log(JSON.stringify({ sent: sockets.map((s) => s.sent), ids, results, res
     assert three["text"] == "three"  # sent at once on the open connection, never acked
     assert (out["resent"], out["duplicateAcks"], out["pending"]) == (1, 1, 0)
     assert out["lateError"] == "not delivered: closed by the client"
+
+
+def test_the_app_sizes_its_window_from_the_settings() -> None:
+    from wslab.chat import ChatSettings, create_app
+
+    assert create_app(ChatSettings(dedup_window=5)).state.chat.recent_ids.capacity == 5
+    assert create_app(ChatSettings()).state.chat.recent_ids.capacity == 10_000
+    with pytest.raises(ValueError, match="dedup_window must be at least 1"):
+        ChatSettings(dedup_window=0)

@@ -19,7 +19,7 @@ from wslab.apps import demo_app
 from wslab.chat import ChatSettings, create_app, issue_token
 from wslab.components import require_or_skip
 from wslab.netem import Mode
-from wslab.nginx import NginxSettings, render_config
+from wslab.runtime.nginx import NginxSettings, render_config
 from wslab.wire import CloseCode
 
 pytestmark = pytest.mark.anyio

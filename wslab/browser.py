@@ -29,6 +29,17 @@ from wslab.apps import echo
 from wslab.components import CHROMIUM_ARGS, require_or_skip
 from wslab.wire import CloseCode
 
+__all__ = [
+    "CLIENT_PAGE",
+    "REACT_PAGE",
+    "STATIC",
+    "SocketCounter",
+    "chromium",
+    "misbehaving_routes",
+    "open_client_page",
+    "with_pages",
+]
+
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 

@@ -30,6 +30,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.wire import CloseCode
 
+__all__ = [
+    "HasErrorLog",
+    "SocketStats",
+    "bounded",
+    "close_before_accept_app",
+    "http_idle_closed_after",
+    "idle_cuts",
+    "ping_only_heartbeat_app",
+    "required_query_app",
+]
+
 T = TypeVar("T")
 
 

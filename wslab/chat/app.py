@@ -27,6 +27,7 @@ from fastapi import FastAPI, Header, HTTPException, WebSocket
 
 from wslab.chat import logfilter
 from wslab.chat.auth import TokenExpired, TokenInvalid, verify_token
+from wslab.chat.dedup import RecentIds
 from wslab.chat.fanout import FanOut, FanOutManager, HasHealth, MemoryFanOut, create_fanout
 from wslab.chat.page import add_page
 from wslab.chat.rooms import ConnectionManager, Report, log_report, no_report
@@ -68,6 +69,8 @@ def create_app(
         manager = ConnectionManager(settings.queue_size, report, settings.backlog_timeout)
     else:
         manager = FanOutManager(fanout, settings.queue_size, report, settings.backlog_timeout)
+
+    manager.recent_ids = RecentIds(settings.dedup_window)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

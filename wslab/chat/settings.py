@@ -62,6 +62,10 @@ class ChatSettings:
     """Seconds a member may stay over ``queue_size`` without its socket taking a single message before it
     is evicted 4009. A reader that keeps up drains its queue within one loop turn; this is what tells
     a burst (many members talking at once) from a peer that stopped reading."""
+    dedup_window: int = 10_000
+    """Message ids (``say`` with ``msg_id``) this process remembers to recognise a retry (oldest
+    forgotten first): the bound on de-duplication memory, under 2 MB. A retry must come back within it
+    (10 000 covers 10 messages/s for over 15 minutes); see :mod:`wslab.chat.dedup`."""
     max_connections_per_user: int = 8
     """Open connections one user may hold in this process (all rooms); one more is closed 4008. The
     message rate (``rate``, ``burst``) is also per user: every connection of a user draws on one bucket."""
@@ -117,7 +121,7 @@ class ChatSettings:
                 f"ChatSettings.presence_ttl ({self.presence_ttl:g}) must be at least 3 x redis_timeout "
                 f"({self.redis_timeout:g}): entries are refreshed every presence_ttl / 3"
             )
-        for name in ("max_message_bytes", "burst", "queue_size", "max_connections_per_user"):
+        for name in ("max_message_bytes", "burst", "queue_size", "max_connections_per_user", "dedup_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ChatSettings.{name} must be at least 1, got {getattr(self, name)!r}")
 
