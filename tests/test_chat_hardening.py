@@ -407,3 +407,20 @@ async def test_a_stalled_reader_is_evicted_even_when_the_room_then_goes_quiet() 
         assert [(e.user, e.room) for e in manager.evictions] == [("stalled", "lobby")]
         stalled.transport.abort()
         await alice.close()
+
+
+async def test_the_stall_timer_counts_from_the_last_progress() -> None:
+    """A backlog that moved shortly before the timer fires is not a stall yet (pure logic, a fake sender)."""
+    manager = ConnectionManager(queue_size=2, backlog_timeout=0.3)
+    async with manager.membership("lobby", "alice") as member:
+        member.outbox.get_nowait()  # "ready"
+        for n in range(3):  # behind: 3 >= 2, the timer is armed now
+            assert member.offer(f"m{n}")
+        await asyncio.sleep(0.2)
+        member.outbox.get_nowait()  # the socket took one: progress, 0.1 s before the timer fires
+        member.delivered += 1
+        assert member.offer("m3")  # behind again; this stretch started at the progress
+        await asyncio.sleep(0.15)  # the first timer has fired; only 0.15 s since the progress
+        assert manager.evictions == [] and member.active
+        await asyncio.sleep(0.3)  # now 0.45 s without progress
+        assert [e.user for e in manager.evictions] == ["alice"] and not member.active

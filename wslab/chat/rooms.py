@@ -158,10 +158,14 @@ class Member:
         self._stall_timer = None
         if not self.active or self.outbox.qsize() < self.queue_size:
             return  # gone, or caught up
-        if self.delivered == self._behind_at and self.on_stall is not None:
+        now = time.monotonic()
+        if self.delivered != self._behind_at:  # it moved meanwhile: a new stretch starts now
+            self._behind_since, self._behind_at = now, self.delivered
+        left = self.backlog_timeout - (now - self._behind_since)
+        if left <= 0 and self.on_stall is not None:
             self.on_stall(self)
-        else:  # it moved meanwhile: watch the next stretch
-            self._still_moving()
+        elif left > 0:
+            self._stall_timer = asyncio.get_running_loop().call_later(left, self._check_stall)
 
     def request_close(self, code: CloseCode, reason: str) -> None:
         """Ask the owning handler to close this connection (the first request wins)."""
