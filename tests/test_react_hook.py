@@ -101,3 +101,19 @@ async def test_two_tabs_hold_one_socket_each_and_see_each_other() -> None:
         await expect(tabs[0].locator("#messages")).to_contain_text('"type":"joined"', timeout=WAIT)
         for tab in tabs:
             await tab.close()
+
+
+async def test_the_hook_delivers_a_message_and_reports_its_ack() -> None:
+    # deliver() is the client's (tests/test_delivery.py cuts connections under it); here: the hook
+    # passes it through, and the component re-renders on the ack without opening another socket.
+    from playwright.async_api import expect
+
+    async with react_chat() as (browser, counter, base, token):
+        page = await mount(browser, base, token, "hook", strict=True)
+        await expect(page.locator("#state")).to_have_attribute("data-state", "open", timeout=WAIT)
+        await page.click("#say")
+        await expect(page.locator("#delivered")).to_have_text("1", timeout=WAIT)  # acknowledged
+        await expect(page.locator("#messages")).to_contain_text("hello from react 1", timeout=WAIT)
+        assert await page.evaluate("document.querySelectorAll('#messages li').length") == 2  # ready, echo
+        assert await counter.settle(1) == 1
+        await page.close()

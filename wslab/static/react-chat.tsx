@@ -9,7 +9,7 @@
  * StrictMode's double render and double mount (what this page is for) happen only in development.
  * The page calls `window.wslabReact.mount(element, {mode, url, token, strict})`.
  */
-import { StrictMode, useState } from "react";
+import { StrictMode, useRef, useState } from "react";
 import { createRoot, type Root } from "react-dom/client";
 
 import { ReconnectingWebSocket } from "./reconnecting-websocket.js";
@@ -29,12 +29,21 @@ function NaiveChat({ url, token }: ChatProps) {
 }
 
 function HookChat({ url, token }: ChatProps) {
-  const { state, detail, messages } = useChatSocket(url, token);
+  const { state, detail, messages, deliver } = useChatSocket(url, token);
+  const [delivered, setDelivered] = useState(0);
+  const said = useRef(0);
+  const say = () => {
+    said.current += 1;
+    void deliver({ type: "say", text: `hello from react ${said.current}` }).then(() => setDelivered((n) => n + 1));
+  };
   return (
     <div>
       <p id="state" data-state={state}>
         {detail ? `${state}: ${detail}` : state}
       </p>
+      <button id="say" onClick={say}>
+        say hello (delivered: <span id="delivered">{delivered}</span>)
+      </button>
       <ul id="messages">
         {messages.map((message, index) => (
           <li key={index}>{JSON.stringify(message)}</li>

@@ -28,6 +28,8 @@ export interface ChatSocket {
   messages: unknown[];
   /** Send on the open connection; false (nothing sent) while not open. */
   send: (message: object) => boolean;
+  /** Send until acknowledged, across reconnects (the client's `deliver()`); resolves with the id. */
+  deliver: (message: object) => Promise<string>;
 }
 
 export function useChatSocket(
@@ -77,5 +79,11 @@ export function useChatSocket(
     return true;
   }, []);
 
-  return { state, detail, messages, send };
+  const deliver = useCallback((message: object): Promise<string> => {
+    const socket = client.current;
+    if (socket === null) return Promise.reject(new Error("not delivering: no connection (no token, or unmounted)"));
+    return socket.deliver(message);
+  }, []);
+
+  return { state, detail, messages, send, deliver };
 }
