@@ -11,7 +11,9 @@
  * - the token goes in the first message (the client's auth frame), never in the URL;
  * - callbacks from a closed client are ignored, so a late message cannot update a component that has
  *   moved on to a new connection;
- * - `messages` keeps the last `keep` messages only: a long-lived tab must not grow without bound.
+ * - `messages` keeps the last `keep` messages only: a long-lived tab must not grow without bound;
+ * - `send` is fire-and-forget (false while not open); `deliver` is the client's `deliver()`: sent until
+ *   acknowledged, across reconnects, exactly once in the room (chapter 10, section 6).
  *
  * `options` are read when the connection is made; change `url` or `token` to reconnect.
  */
