@@ -17,7 +17,9 @@ The clients are raw asyncio sockets in this process (handshake, then a frame par
 lengths and counts): much cheaper per delivery than any of the servers, so the server is what is
 measured. Settings of the chat apps: ``rate=1e9, burst=10**9`` (one client sends the whole burst),
 ``max_message_bytes=16384`` (the 8 kB stall messages); everything else is the default (``queue_size=64``),
-and uvicorn runs with its defaults (``--ws auto``, 20 s pings, which the clients answer).
+and uvicorn runs with the options wslab runs the chat with (``ChatSettings.uvicorn_options()``:
+``ws_max_size`` from ``max_message_bytes``, no compression, the control-frame and close limits of
+``wslab.chat.transport``; ``--ws auto`` otherwise, 20 s pings, which the clients answer).
 
 1. **Throughput.** N receivers and one sender in one room; the sender writes a burst of M ``say``
    messages (``exclude_self``, 200 characters of text) at once. Deliveries/s = M x N / (time until every
@@ -109,8 +111,12 @@ async def _serve(kind: str, pipe: Connection) -> None:
     from wslab.pitfalls import f06_sequential_broadcast
 
     factory = create_app if kind == "reference" else f06_sequential_broadcast.create_app
-    app = factory(ChatSettings(**CHAT_SETTINGS))
-    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off")
+    settings = ChatSettings(**CHAT_SETTINGS)
+    app = factory(settings)
+    # The transport options wslab runs the chat with (ws_max_size, no compression, the protocol classes
+    # of wslab.chat.transport); a checkout from before they existed runs with uvicorn's defaults.
+    shipped = getattr(settings, "uvicorn_options", dict)()
+    config = uvicorn.Config(app, log_config=None, log_level="warning", lifespan="off", **shipped)
     server = uvicorn.Server(config)
     sock = listening_socket()
     pipe.send(sock.getsockname()[1])

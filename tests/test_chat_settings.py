@@ -32,6 +32,9 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         "WSLAB_CHAT_RATE": "5",
         "WSLAB_CHAT_BURST": "7",
         "WSLAB_CHAT_QUEUE_SIZE": "8",
+        "WSLAB_CHAT_BACKLOG_TIMEOUT": "0.75",
+        "WSLAB_CHAT_HANDSHAKE_TIMEOUT": "3",
+        "WSLAB_CHAT_MAX_CONNECTIONS_PER_USER": "3",
         "WSLAB_CHAT_HEARTBEAT_INTERVAL": "30",
         "WSLAB_CHAT_HEARTBEAT_TIMEOUT": "none",
         "WSLAB_CHAT_CLOSE_TIMEOUT": "1",
@@ -40,6 +43,7 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         "WSLAB_CHAT_STREAM_MAXLEN": "10",
         "WSLAB_CHAT_REDIS_TIMEOUT": "0.5",
         "WSLAB_CHAT_PRESENCE_TTL": "12",
+        "WSLAB_CHAT_DEDUP_WINDOW": "50",
     }
     settings = settings_from_env(env)
     assert settings == ChatSettings(
@@ -53,6 +57,9 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         rate=5.0,
         burst=7,
         queue_size=8,
+        backlog_timeout=0.75,
+        handshake_timeout=3.0,
+        max_connections_per_user=3,
         heartbeat_interval=30.0,
         heartbeat_timeout=None,
         close_timeout=1.0,
@@ -61,6 +68,7 @@ def test_every_field_can_be_set_and_is_parsed_to_its_type() -> None:
         stream_maxlen=10,
         redis_timeout=0.5,
         presence_ttl=12.0,
+        dedup_window=50,
     )
     # the test above names every field: a new field must be added here (and so be settable)
     named = {key.removeprefix(ENV_PREFIX).lower() for key in env} | {"redis_url"}

@@ -148,7 +148,12 @@ class Arena:
         return raw
 
     async def settle(
-        self, raw: Raw, *, joined: bool, allowed: Callable[[dict[str, Any]], bool] | None = None
+        self,
+        raw: Raw,
+        *,
+        joined: bool,
+        allowed: Callable[[dict[str, Any]], bool] | None = None,
+        user: str = "mallory",
     ) -> list[dict[str, Any]]:
         """End a case: mallory is gone, nothing of it remains, and the sentinel is still served.
 
@@ -161,10 +166,10 @@ class Arena:
             while True:
                 msg = await self.sentinel.recv_json(STEP)
                 if msg["type"] == "left":
-                    assert msg["user"] == "mallory", msg
+                    assert msg["user"] == user, msg
                     break
                 notices.append(msg)
-            assert notices and (notices[0]["type"], notices[0]["user"]) == ("joined", "mallory"), notices[:3]
+            assert notices and (notices[0]["type"], notices[0]["user"]) == ("joined", user), notices[:3]
             extra = [m for m in notices[1:] if not (allowed and allowed(m))]
             assert not extra, extra[:3]
         await eventually(lambda: self.manager.rooms == {"lobby": ["sentinel"]}, "a membership leaked")
@@ -666,3 +671,230 @@ class TestPartialHandshakes:
                 assert (await arena.sentinel.recv_json(STEP))["text"] == "during"
         finally:
             await arena.settle(raw, joined=False)  # drops the socket, then checks nothing is left
+
+
+# --- hostile names, claims, control frames, compression (the attacker's classes, generated) -------------
+
+NAME_CHARS = st.characters(codec=None, categories=None) | st.sampled_from(
+    [
+        "\ud800",
+        "\udfff",
+        "\r",
+        "\n",
+        "\x00",
+        "\x1b",
+        "\u202e",
+        "\u2066",
+        "\u200b",
+        "\u200d",
+        "\ufeff",
+        "\u2028",
+    ]
+)
+hostile_names = st.text(NAME_CHARS, min_size=0, max_size=70) | st.sampled_from(
+    ["\ud800", "a\r\nb", "\u202eevil", "zero\u200bwidth", " pad", "x" * 65, "x" * 64, "Zoë", "学生"]
+)
+
+
+def signed(claims: dict[str, Any]) -> str:
+    """A token signed with the app's secret holding exactly ``claims`` (json allows NaN and Infinity)."""
+    import jwt
+
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+class TestHostileNames:
+    """Correctly signed tokens whose ``sub`` is any text: a plain printable name joins (the sentinel sees it
+    come and go), anything else (lone surrogates, controls, bidi overrides, zero-width, edge spaces, over
+    64 characters) is closed 4001 and leaves nothing: the room stays joinable for the next case."""
+
+    @CASES
+    @given(name=hostile_names)
+    @example(name="\ud800")  # the name that used to poison the room
+    @example(name="sentinel")  # a second connection of the sentinel's user
+    def test_any_name_in_a_signed_token(self, arena: Arena, name: str) -> None:
+        arena.run(self.case(arena, name))
+
+    async def case(self, arena: Arena, name: str) -> None:
+        from wslab.chat.names import is_valid_name
+
+        raw = await arena.mallory(auth=False)
+        raw.send_text(json.dumps({"type": "auth", "token": signed({"sub": name, "exp": time.time() + 60})}))
+        if not is_valid_name(name):
+            assert await raw.close_code() == CloseCode.UNAUTHORIZED
+            await arena.settle(raw, joined=False)
+            return
+        ready = await raw.next_json()
+        assert (ready["type"], ready["user"]) == ("ready", name), ready
+        await arena.settle(raw, joined=True, user=name)
+
+
+class TestTokenClaims:
+    """``exp`` and ``iat`` of any JSON type and value: only finite numbers count; an ``exp`` in the past is
+    4002, anything that is not a finite number (NaN, Infinity, 1e400, booleans, strings) 4001."""
+
+    @CASES
+    @given(
+        exp=st.floats(allow_nan=True, allow_infinity=True)
+        | st.integers(min_value=-(10**30), max_value=10**400)
+        | st.booleans()
+        | st.text(max_size=5)
+        | st.none(),
+        iat=st.none() | st.floats() | st.booleans() | st.text(max_size=3),
+    )
+    @example(exp=float("inf"), iat=None)
+    @example(exp=float("nan"), iat=None)
+    @example(exp=10**400, iat=None)
+    def test_exp_and_iat(self, arena: Arena, exp: Any, iat: Any) -> None:
+        arena.run(self.case(arena, exp, iat))
+
+    async def case(self, arena: Arena, exp: Any, iat: Any) -> None:
+        import math
+
+        def finite(value: Any) -> bool:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return False
+            try:
+                return math.isfinite(float(value))
+            except OverflowError:
+                return False
+
+        claims: dict[str, Any] = {"sub": "mallory", "exp": exp}
+        if iat is not None:
+            claims["iat"] = iat
+        raw = await arena.mallory(auth=False)
+        raw.send_text(json.dumps({"type": "auth", "token": signed(claims)}))
+        if finite(exp) and (iat is None or finite(iat)):
+            if float(exp) > time.time() + 1:
+                ready = await raw.next_json()
+                assert ready["type"] == "ready", ready
+                await arena.settle(raw, joined=True)
+                return
+            if float(exp) < time.time() - 1:
+                assert await raw.close_code() == CloseCode.TOKEN_EXPIRED
+                await arena.settle(raw, joined=False)
+                return
+            assume(False)  # within a second of now: either answer is right
+        assert await raw.close_code() == CloseCode.UNAUTHORIZED, claims
+        await arena.settle(raw, joined=False)
+
+
+class TestRoomNames:
+    """Any room name in the path: a plain printable name is accepted (101, and nobody is a member until
+    auth); anything else is answered 400 before any WebSocket exists. Nothing is held afterwards."""
+
+    @CASES
+    @given(room=hostile_names)
+    @example(room="a\r\nb")
+    @example(room="x:epoch")
+    def test_any_room_name(self, arena: Arena, room: str) -> None:
+        from urllib.parse import quote
+
+        assume(room and "/" not in room)
+        raw_path = quote(room.encode("utf-8", "surrogatepass"), safe="")
+        arena.run(self.case(arena, raw_path))
+
+    async def case(self, arena: Arena, raw_path: str) -> None:
+        from urllib.parse import unquote
+
+        from wslab.chat.names import is_valid_name
+
+        await arena.clean_slate()
+        seen = unquote(raw_path)  # what the server decodes (invalid UTF-8 becomes U+FFFD)
+        port = arena.server.port
+        raw = await Raw.open(port)
+        request = HandshakeRequest(path=f"/ws/chat/{raw_path}", host=f"127.0.0.1:{port}")
+        raw.send(request.serialize())
+        async with asyncio.timeout(STEP):
+            head = await raw.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        assert status == (101 if is_valid_name(seen) else 400), (seen, head[:60])
+        for event in arena.lab.events:  # nothing the client chose reaches a log raw
+            assert "\r" not in event.message and "\n" not in event.message, event
+        await arena.settle(raw, joined=False)
+
+
+class TestControlFloods:
+    """Pings and pongs, many at once from a member that reads nothing meanwhile: up to the burst they are
+    answered (pings) or ignored (pongs); one more closes 1008, and no pong is owed beyond the burst."""
+
+    BURST = 6
+    SETTINGS: ClassVar[dict[str, Any]] = {"rate": 0.01, "burst": BURST}
+    SENTINEL_SPEAKS = False
+
+    @CASES
+    @given(
+        pings=st.integers(0, 3 * BURST),
+        pongs=st.integers(0, 2 * BURST),
+        size=st.integers(0, 125),
+    )
+    def test_control_frames_count_against_the_burst(
+        self, arena: Arena, pings: int, pongs: int, size: int
+    ) -> None:
+        arena.run(self.case(arena, pings, pongs, size))
+
+    async def case(self, arena: Arena, pings: int, pongs: int, size: int) -> None:
+        raw = await arena.mallory()
+        frames = [Frame(Opcode.PONG, b"p" * size, mask_key=b"abcd")] * pongs
+        frames += [Frame(Opcode.PING, b"q" * size, mask_key=b"abcd")] * pings
+        raw.send(b"".join(f.serialize() for f in frames))
+        over = pings + pongs > self.BURST
+        if not over:
+            got = [await raw.next_frame() for _ in range(pings)]
+            assert all(f is not None and f.opcode is Opcode.PONG for f in got), got
+        else:
+            answered = []
+            while True:
+                frame = await raw.next_frame()
+                assert frame is not None
+                if frame.opcode is Opcode.CLOSE:
+                    assert frame.close_code == CloseCode.POLICY_VIOLATION
+                    break
+                answered.append(frame)
+            assert all(f.opcode is Opcode.PONG for f in answered)
+            assert len(answered) <= max(0, self.BURST - pongs), (pings, pongs, len(answered))
+        await arena.settle(raw, joined=True)
+
+
+class TestCompressionOffers:
+    """Whatever ``permessage-deflate`` offer a client makes, the chat does not negotiate compression (a
+    compressed frame could inflate to ``ws_max_size`` from a few bytes), and an RSV1 frame is 1002."""
+
+    @CASES
+    @given(
+        params=st.lists(
+            st.sampled_from(
+                [
+                    "client_max_window_bits",
+                    "client_max_window_bits=9",
+                    "server_max_window_bits=15",
+                    "server_no_context_takeover",
+                    "client_no_context_takeover",
+                ]
+            ),
+            max_size=3,
+        ),
+        compressed=st.binary(min_size=1, max_size=40),
+    )
+    def test_compression_is_never_negotiated(
+        self, arena: Arena, params: list[str], compressed: bytes
+    ) -> None:
+        arena.run(self.case(arena, params, compressed))
+
+    async def case(self, arena: Arena, params: list[str], compressed: bytes) -> None:
+        await arena.clean_slate()
+        port = arena.server.port
+        raw = await Raw.open(port)
+        offer = "; ".join(["permessage-deflate", *params])
+        request = HandshakeRequest(
+            path=LOBBY, host=f"127.0.0.1:{port}", extra_headers=[("Sec-WebSocket-Extensions", offer)]
+        )
+        raw.send(request.serialize())
+        async with asyncio.timeout(STEP):
+            head = await raw.reader.readuntil(b"\r\n\r\n")
+        assert b" 101 " in head and b"sec-websocket-extensions" not in head.lower(), head
+        await raw.auth(arena.token)
+        frame = Frame(Opcode.TEXT, compressed, mask_key=b"abcd").serialize()
+        raw.send(bytes([frame[0] | 0x40]) + frame[1:])  # RSV1: "this frame is compressed"
+        assert await raw.close_code() == CloseCode.PROTOCOL_ERROR
+        await arena.settle(raw, joined=True)

@@ -41,8 +41,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(150), pytest.mark.slow]
 
 CLIENTS = 240
 PATH = "/ws/chat/lobby"
-STREAM = "wslab:chat:lobby:stream"
-EPOCH_KEY = "wslab:chat:lobby:epoch"
+STREAM = "wslab:chat:stream:{lobby}"
+EPOCH_KEY = "wslab:chat:stream-epoch:{lobby}"
 PACE = 0.125
 """Seconds between two says: 8/s, under the chat's default rate limit of 10/s per connection."""
 KILLED = 1

@@ -102,7 +102,12 @@ def _chat(host: str, port: int) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"wslab chat: open http://{shown}:{port}/ in your browser (two tabs = two people); Ctrl-C stops it")
     # A short graceful-shutdown timeout, so Ctrl-C never hangs on open sockets (catalogue F19).
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
+    app = create_app()
+    # The transport limits follow the app's (ws_max_size, compression off, the protocol classes of
+    # wslab.chat.transport): uvicorn's defaults would let any socket, authenticated or not, make the
+    # server buffer 16 MiB messages or inflate deflate bombs (docs/security.md).
+    options = app.state.settings.uvicorn_options()
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, **options)
     return 0
 
 

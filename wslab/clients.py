@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -239,6 +241,15 @@ class LabClient:
         return f"<LabClient {self.name!r} ({self.closed_as})>"
 
 
+@dataclass
+class _Pending:
+    """A message given to ``deliver()``: its frame, the connection it last went out on, its ack."""
+
+    frame: str
+    sent_on: int | None = None
+    acked: asyncio.Future[str] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 class ClientState(StrEnum):
     """What a reconnecting client is doing; a UI shows this to the user."""
 
@@ -266,7 +277,11 @@ class ReconnectingClient:
       ``resume=True``, so the server can replay what was missed, or answer ``resync``;
     - an application ``{"type": "ping"}`` is answered with ``{"type": "pong"}``; with ``heartbeat`` set,
       a connection on which nothing arrived for 1.5 × ``heartbeat`` is treated as dead and replaced;
-    - ``max_attempts`` failed attempts in a row end in ``OFFLINE`` ("gave up"), which a UI can show.
+    - ``max_attempts`` failed attempts in a row end in ``OFFLINE`` ("gave up"), which a UI can show;
+    - :meth:`send_json` is fire-and-forget and refuses while not open; :meth:`deliver` gives a message
+      a ``msg_id`` and sends it again on every new connection (right after the auth frame) until the
+      server answers ``{"type": "ack", "msg_id": ...}``. The server drops an id it has seen before and
+      acks it again, so a message whose ack was lost in a cut arrives once, not twice.
     """
 
     def __init__(
@@ -313,6 +328,11 @@ class ReconnectingClient:
         self.attempts = 0  # connection attempts, successful or not
         self.close_codes: list[int | None] = []
         self.received: list[Any] = []
+        self.resent = 0  # deliver(): messages sent again on a new connection
+        self.duplicate_acks = 0  # acks saying the server already had the message
+        self._outbox: dict[str, _Pending] = {}  # insertion order is send order
+        self._ids = itertools.count(1)
+        self._id_prefix = f"{name}-{secrets.token_hex(3)}"  # two clients of one user never collide
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._ws: ClientConnection | None = None
         self._stopping = False
@@ -395,6 +415,8 @@ class ReconnectingClient:
                         auth["last_id"] = self.last_id
                         auth["epoch"] = self.epoch
                 await ws.send(json.dumps(auth))
+            for pending in list(self._outbox.values()):  # not acknowledged yet: again, in order
+                await self._transmit(ws, pending)
             while True:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), watchdog)
@@ -424,6 +446,9 @@ class ReconnectingClient:
             if message.get("type") == "ping":
                 await ws.send(json.dumps({"type": "pong"}))
                 return
+            if message.get("type") == "ack" and isinstance(message.get("msg_id"), str):
+                self._acknowledged(message["msg_id"], duplicate=message.get("duplicate") is True)
+                return
             if isinstance(message.get("seq"), int):
                 self.last_seq = message["seq"]
             if isinstance(message.get("id"), str):
@@ -449,7 +474,58 @@ class ReconnectingClient:
 
     def _go_offline(self, reason: str) -> None:
         self.offline_reason = reason
+        for pending in self._outbox.values():
+            if not pending.acked.done():
+                pending.acked.set_exception(ConnectionError(f"{self.name}: not delivered: {reason}"))
+                pending.acked.exception()  # retrieved here: nobody may be waiting on it
+        self._outbox.clear()
         self._set_state(ClientState.OFFLINE, reason)
+
+    # -- delivery that survives a reconnect ------------------------------------------------------------
+    async def deliver(self, obj: dict[str, Any]) -> str:
+        """Send ``obj`` with a fresh ``msg_id`` until acknowledged, across reconnects; return the id.
+
+        Returns at once (the message waits in the outbox while not connected); ``await
+        client.acked(msg_id)`` waits for the ack. Raises ``ConnectionError`` once the client is offline.
+        """
+        if self.state is ClientState.OFFLINE or self._stopping:
+            raise ConnectionError(f"{self.name} is offline: not delivering")
+        msg_id = f"{self._id_prefix}-{next(self._ids)}"
+        pending = _Pending(json.dumps({**obj, "msg_id": msg_id}, separators=(",", ":")))
+        self._outbox[msg_id] = pending
+        ws = self._ws
+        if ws is not None and self.state is ClientState.OPEN:
+            with contextlib.suppress(ConnectionClosed):  # the cut is noticed by the reader; resent later
+                await self._transmit(ws, pending)
+        return msg_id
+
+    async def _transmit(self, ws: ClientConnection, pending: _Pending) -> None:
+        if pending.sent_on is not None:
+            self.resent += 1
+        pending.sent_on = self.connections
+        await ws.send(pending.frame)
+
+    def _acknowledged(self, msg_id: str, duplicate: bool) -> None:
+        self.duplicate_acks += duplicate
+        pending = self._outbox.pop(msg_id, None)
+        if pending is not None and not pending.acked.done():
+            pending.acked.set_result(msg_id)
+        self.events.record(self.source, "ack", f"{msg_id}{' (duplicate)' if duplicate else ''}")
+
+    @property
+    def pending(self) -> int:
+        """Messages given to :meth:`deliver` and not acknowledged yet."""
+        return len(self._outbox)
+
+    async def acked(self, msg_id: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until ``msg_id`` is acknowledged (at once if it already is)."""
+        pending = self._outbox.get(msg_id)
+        if pending is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(pending.acked), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"{self.name}: {msg_id} not acknowledged within {timeout:g} s") from None
 
     # -- for lessons -----------------------------------------------------------------------------------
     async def send_json(self, obj: Any) -> None:

@@ -12,8 +12,9 @@ is this function with one part swapped (``session=``, ``rooms=``, ``fanout=``), 
 Size limits exist at two levels (F26). uvicorn's ``ws_max_size`` (default 16 MiB) is the server's
 hard ceiling: the transport refuses bigger frames before the app sees them. The app's own
 ``max_message_bytes`` is the protocol's limit (KB, not MB, for chat) and is what gives the client a
-clean 1009 MESSAGE_TOO_BIG with a reason from the app. Run the server with ``ws_max_size`` a little
-above ``max_message_bytes`` so that no frame much larger than the protocol allows is ever buffered.
+clean 1009 MESSAGE_TOO_BIG with a reason from the app. ``settings.uvicorn_options()`` gives the
+server ``ws_max_size`` a little above ``max_message_bytes``, compression off, and the limits uvicorn
+lacks (``wslab.chat.transport``); every way wslab runs the chat uses it (``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Header, HTTPException, WebSocket
 
+from wslab.chat import logfilter
 from wslab.chat.auth import TokenExpired, TokenInvalid, verify_token
+from wslab.chat.dedup import RecentIds
 from wslab.chat.fanout import FanOut, FanOutManager, HasHealth, MemoryFanOut, create_fanout
 from wslab.chat.page import add_page
 from wslab.chat.rooms import ConnectionManager, Report, log_report, no_report
@@ -49,6 +52,7 @@ def create_app(
     ``session`` the class that runs each connection (F24, F25, F28).
     """
     settings = settings if settings is not None else ChatSettings()
+    logfilter.install()  # a client's invalid UTF-8 is not the server's error (see wslab.chat.logfilter)
     session_type = session if session is not None else ChatSession
     if rooms is None and fanout is None:
         fanout = create_fanout(
@@ -62,9 +66,11 @@ def create_app(
     if rooms is not None:
         manager = rooms
     elif fanout is None:
-        manager = ConnectionManager(queue_size=settings.queue_size, report=report)
+        manager = ConnectionManager(settings.queue_size, report, settings.backlog_timeout)
     else:
-        manager = FanOutManager(fanout, queue_size=settings.queue_size, report=report)
+        manager = FanOutManager(fanout, settings.queue_size, report, settings.backlog_timeout)
+
+    manager.recent_ids = RecentIds(settings.dedup_window)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -14,10 +14,13 @@ non-integer NumericDates).
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 import jwt
+
+from wslab.chat.names import InvalidName, check_name
 
 __all__ = [
     "ALGORITHM",
@@ -61,8 +64,9 @@ class Claims:
 
 def issue_token(user: str, secret: str, ttl: float, now: float | None = None) -> str:
     """A token for ``user`` valid for ``ttl`` seconds from ``now`` (default: the current time)."""
-    if not user:
-        raise ValueError("a token needs a user name")
+    check_name(user, "user name")  # an InvalidName (a ValueError) says why
+    if not math.isfinite(ttl):  # negative is allowed: tests and lessons make expired tokens
+        raise ValueError(f"a token's ttl must be a finite number of seconds, got {ttl!r}")
     issued = time.time() if now is None else now
     return jwt.encode({"sub": user, "iat": issued, "exp": issued + ttl}, secret, algorithm=ALGORITHM)
 
@@ -78,16 +82,32 @@ def verify_token(token: str, secret: str, now: float | None = None) -> Claims:
         )
     except jwt.PyJWTError as exc:
         raise TokenInvalid(f"invalid token: {exc}") from None
-    user, exp = payload["sub"], payload["exp"]
-    if not isinstance(user, str) or not user or not isinstance(exp, (int, float)):
-        raise TokenInvalid("invalid token: 'sub' must be a name and 'exp' a number")
-    iat = payload.get("iat")
-    claims = Claims(
-        user=user, expires_at=float(exp), issued_at=float(iat) if isinstance(iat, (int, float)) else None
-    )
+    user, exp, iat = payload["sub"], payload["exp"], payload.get("iat")
+    # Every claim is client-controlled in the sense that matters: the login signed whatever name it was
+    # asked for. A name that cannot be encoded (a lone surrogate) or that forges log lines is refused
+    # here, before it can be stored in a room; an exp of NaN or Infinity would never expire.
+    try:
+        check_name(user, "user name")
+    except InvalidName as exc:
+        raise TokenInvalid(f"invalid token: 'sub' is not a valid user name ({exc})") from None
+    if not _finite_number(exp):
+        raise TokenInvalid("invalid token: 'exp' must be a finite number")
+    if iat is not None and not _finite_number(iat):
+        raise TokenInvalid("invalid token: 'iat' must be a finite number")
+    claims = Claims(user=user, expires_at=float(exp), issued_at=float(iat) if iat is not None else None)
     if claims.expires_in(now) <= 0:
         raise TokenExpired(f"token for {user!r} expired {-claims.expires_in(now):.3g} s ago")
     return claims
+
+
+def _finite_number(value: object) -> bool:
+    """True for an int or float (not a bool) that is a finite float: NaN, Infinity and 1e400 are not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 class Revocations:

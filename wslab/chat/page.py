@@ -23,12 +23,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from wslab.chat.auth import issue_token
+from wslab.chat.names import check_name
 from wslab.chat.settings import ChatSettings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -39,6 +41,11 @@ PAGE_FILE = STATIC_DIR / "chat.html"
 
 class TokenRequest(BaseModel):
     user: str = Field(min_length=1, max_length=32, pattern=r"^[\w .-]+$")
+
+    @field_validator("user")
+    @classmethod
+    def _plain_name(cls, user: str) -> str:
+        return check_name(user, "user name")  # the rule every token's name is held to
 
 
 class TokenResponse(BaseModel):
@@ -63,4 +70,19 @@ def add_page(app: FastAPI, settings: ChatSettings) -> None:
         issued = issue_token(request.user, settings.secret, settings.token_ttl)
         return TokenResponse(user=request.user, token=issued, expires_in=settings.token_ttl)
 
+    app.add_exception_handler(RequestValidationError, refuse_without_echo)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+async def refuse_without_echo(request: Request, exc: Exception) -> JSONResponse:
+    """422 saying which field is wrong and why, without echoing the client's value back.
+
+    FastAPI's own handler puts each offending ``input`` in the answer; a name holding a lone surrogate
+    (valid JSON, ``"\\ud800"``) cannot be encoded as UTF-8, so that answer itself failed with a 500.
+    """
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)

@@ -11,7 +11,9 @@ type       fields                               meaning
 auth       token: str, last_seq: int|None=None  must be the first message, within auth_timeout;
            last_id: str|None=None               ``last_id`` + ``epoch`` (from the last message you
            epoch: str|None=None                 got) resume a room on the ``streams`` backend
-say        text: str, exclude_self: bool=False  broadcast to the room (optionally not to oneself)
+say        text: str, exclude_self: bool=False  broadcast to the room (optionally not to oneself);
+           msg_id: str|None=None                with ``msg_id``, the server answers ``ack`` and
+                                                drops a repeat of an id it has seen (a retry)
 dm         to: str, text: str                   direct message to a user in the same room
 reauth     token: str                           a fresh token for the same user: extends expiry
 pong       (none)                               answer to the server's ``ping``
@@ -30,6 +32,8 @@ message    from, text                           a ``say`` from ``from``
 dm         from, text                           a direct message to you
 error      reason, detail                       your last message was refused; the socket stays open
 reauthed   expires_in: float                    the new token is accepted; seconds it has left
+ack        msg_id, duplicate: bool              your ``say`` with this ``msg_id`` is in the room
+                                                (``duplicate``: it already was; this was a retry)
 resync     reason, epoch: str|None              history is discontinuous: what you missed cannot
                                                 be replayed; reload the room's state, then go on
 =========  ===================================  ================================================
@@ -53,6 +57,12 @@ With a Redis backend, messages for one connection only (``ready``, ``error``, ``
 message that connection was given, so ``seq`` never decreases but may repeat. ``ready.members`` lists the
 room's members on every replica (this replica's first, in join order; :mod:`wslab.chat.presence`), but
 ``dm`` still reaches only users connected to the same process.
+
+Sends that survive a reconnect: a client that gives each ``say`` a ``msg_id`` (unique per client, at
+most 64 characters) may send it again after a reconnect until it gets the ``ack``; the server
+remembers recent ids per user (:class:`wslab.chat.dedup.RecentIds`, bounded) and acks a repeat without
+broadcasting it again, so each message reaches the room once. The ack means "accepted by the server
+and handed to the fan-out". A ``say`` without ``msg_id`` works as before, with no ack.
 
 The one exception is ``ping`` (``{"type": "ping"}``, no ``seq``): a heartbeat for this connection only,
 not part of the room's stream, sent every ``heartbeat_interval`` when heartbeats are on. Answer it with
@@ -107,6 +117,7 @@ class Say(_ClientMessage):
     type: Literal["say"]
     text: Annotated[str, Field(min_length=1)]
     exclude_self: bool = False
+    msg_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None  # asks for an ack; retries dedup
 
 
 class Dm(_ClientMessage):
@@ -213,6 +224,12 @@ class Error(ServerMessage):
     type: Literal["error"] = "error"
     reason: str
     detail: str
+
+
+class Ack(ServerMessage):
+    type: Literal["ack"] = "ack"
+    msg_id: str
+    duplicate: bool = False
 
 
 class Reauthed(ServerMessage):

@@ -46,3 +46,42 @@ class TokenBucket:
             self.tokens -= tokens
             return True
         return False
+
+
+class UserLimits:
+    """Per-user limits of one process: how many connections a user holds, and one bucket they share.
+
+    Why per user and not only per connection: a limit per connection is multiplied by every socket a
+    client opens, and one token opens as many as it likes. Every connection of a user draws on the
+    same bucket, so five sockets may together send what one may. The bucket is dropped when the user's
+    last connection closes (a reconnect starts full, as a new connection always did); what a user
+    cannot do is multiply its rate by holding more sockets at once.
+    """
+
+    def __init__(self) -> None:
+        self.connections: dict[str, int] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def connect(self, user: str, maximum: int) -> bool:
+        """Count one more connection of ``user``; False (nothing counted) if it already has ``maximum``."""
+        held = self.connections.get(user, 0)
+        if held >= maximum:
+            return False
+        self.connections[user] = held + 1
+        return True
+
+    def disconnect(self, user: str) -> None:
+        """One connection of ``user`` ended (call once per successful :meth:`connect`)."""
+        held = self.connections.get(user, 0) - 1
+        if held > 0:
+            self.connections[user] = held
+        else:
+            self.connections.pop(user, None)
+            self._buckets.pop(user, None)
+
+    def bucket(self, user: str, rate: float, burst: float) -> TokenBucket:
+        """The bucket every connection of ``user`` takes its messages from."""
+        bucket = self._buckets.get(user)
+        if bucket is None:
+            bucket = self._buckets[user] = TokenBucket(rate, burst)
+        return bucket

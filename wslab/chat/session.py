@@ -29,12 +29,15 @@ import enum
 import time
 
 import anyio
+from starlette.responses import PlainTextResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from wslab.chat.auth import Claims, TokenExpired, TokenInvalid, verify_token
+from wslab.chat.names import InvalidName, check_name, printable
 from wslab.chat.origins import origin_allowed
 from wslab.chat.protocol import (
     PING,
+    Ack,
     Auth,
     DirectMessage,
     Dm,
@@ -127,7 +130,8 @@ class ChatSession:
 
     # -- the whole life --------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Check the Origin, accept, authenticate, be in the room, close; never leaves membership behind."""
+        """Check the Origin and the room's name, accept, authenticate, be in the room, close; never leaves
+        membership behind."""
         if not self._origin_allowed():
             origin = self.websocket.headers.get("origin")
             self.report("rejected", f"handshake from origin {origin!r} refused (HTTP 403)")
@@ -135,13 +139,29 @@ class ChatSession:
             # Before accept(), close() makes the server answer the handshake with 403 Forbidden.
             await self.websocket.close(int(CloseCode.FORBIDDEN_ORIGIN), "origin not allowed")
             return
+        try:  # the room name is the client's: checked before it is stored, sent or used in a Redis key
+            check_name(self.room, "room name")
+        except InvalidName as exc:
+            self.report("rejected", f"room {printable(self.room)!r} refused (HTTP 400): {exc}")
+            self._move(State.CLOSED)
+            await refuse_handshake(self.websocket, 400, str(exc))
+            return
         await self.websocket.accept()
         closing: CloseConnection | None = None
         try:
             self.claims = await self._authenticate()
-            self._move(State.READY)
-            async with self.manager.membership(self.room, self.claims.user, self.resume) as member:
-                closing = await self._serve(member)
+            user = self.claims.user
+            limit = self.settings.max_connections_per_user
+            if not self.manager.limits.connect(user, limit):
+                raise CloseConnection(CloseCode.RATE_LIMITED, f"more than {limit} connections for this user")
+            try:
+                # one bucket for every connection of this user: more sockets must not mean more messages
+                self.bucket = self.manager.limits.bucket(user, self.settings.rate, self.settings.burst)
+                self._move(State.READY)
+                async with self.manager.membership(self.room, user, self.resume) as member:
+                    closing = await self._serve(member)
+            finally:
+                self.manager.limits.disconnect(user)
         except CloseConnection as exc:  # refused during AWAIT_AUTH
             closing = exc
         except PeerGone:
@@ -177,7 +197,7 @@ class ChatSession:
     async def _close(self, closing: CloseConnection) -> None:
         if closing.code is not CloseCode.SLOW_CONSUMER:  # the manager reported the eviction already
             kind = _REPORT_KIND.get(closing.code, "closed")
-            self.report(kind, f"{self.who} in {self.room}: {closing}")
+            self.report(kind, f"{printable(self.who)} in {printable(self.room)}: {closing}")
         # A peer that stopped reading may never take the close frame; do not wait for it forever.
         with contextlib.suppress(TimeoutError, *_SEND_FAILURES):
             async with asyncio.timeout(self.settings.close_timeout):
@@ -249,9 +269,13 @@ class ChatSession:
         # receive() does not suspend while frames are already buffered, so a burst from one client
         # would otherwise fill every peer's queue before any sender task ran, and evict healthy peers.
         # Yielding after every message prevents that but costs a task switch per recipient per message
-        # (measured by benchmarks/fanout.py); yielding every quarter queue keeps the protection (a burst
-        # can fill at most a quarter of any queue) and lets each sender drain several messages per wake-up.
+        # (measured by benchmarks/fanout.py); yielding every quarter queue keeps the protection for one
+        # talker and lets each sender drain several messages per wake-up. Several talkers whose data
+        # arrived in the same loop turn would still add up (k x a quarter queue): so a reader also
+        # yields as soon as any member anywhere is over ``queue_size`` (``stats.behind`` changed).
         yield_every = max(1, self.settings.queue_size // 4)
+        stats = self.manager.stats
+        behind = stats.behind
         handled = 0
         while True:
             text = await self._receive_text()
@@ -262,14 +286,22 @@ class ChatSession:
             except ProtocolViolation as exc:
                 self.manager.send_to(member, Error(reason=exc.reason, detail=exc.detail))
             handled += 1
-            if handled % yield_every == 0:
+            if handled % yield_every == 0 or stats.behind != behind:
+                behind = stats.behind
                 await asyncio.sleep(0)
 
     def _handle(self, member: Member, message: Auth | Say | Dm | Reauth | Pong) -> None:
         """Act on one valid message; synchronous, so a handler can never await a peer's socket."""
         if isinstance(message, Say):
+            msg_id = message.msg_id
+            if msg_id is not None and not self.manager.recent_ids.first_time(member.user, msg_id):
+                # A retry of a message already in the room (its ack was lost): acknowledge, never repeat.
+                self.manager.send_to(member, Ack(msg_id=msg_id, duplicate=True))
+                return
             exclude = member if message.exclude_self else None
             self.manager.broadcast(self.room, Message(sender=member.user, text=message.text), exclude=exclude)
+            if msg_id is not None:
+                self.manager.send_to(member, Ack(msg_id=msg_id))
         elif isinstance(message, Dm):
             dm = DirectMessage(sender=member.user, text=message.text)
             if not self.manager.direct(self.room, message.to, dm):
@@ -335,3 +367,15 @@ class ChatSession:
                     await member.stopped.wait()
             if member.close_request is not None:
                 raise CloseConnection(*member.close_request)
+
+
+async def refuse_handshake(websocket: WebSocket, status: int, reason: str) -> None:
+    """Answer the handshake with HTTP ``status`` and ``reason`` as the body, before any WebSocket exists.
+
+    Servers that support the ASGI denial-response extension (uvicorn does) send exactly that; others get
+    a close before accept, which they answer with 403.
+    """
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(PlainTextResponse(reason, status_code=status))
+    else:
+        await websocket.close(int(CloseCode.POLICY_VIOLATION), reason[:120])

@@ -39,6 +39,10 @@ class ChatSettings:
     allowed_origins: frozenset[str] = frozenset()
     allow_same_origin: bool = True
     allow_missing_origin: bool = True
+    handshake_timeout: float = 10.0
+    """Seconds a new TCP connection may take to send a complete request head (the WebSocket handshake)
+    before it is closed; uvicorn has no such deadline, so a silent connection would hold a socket and a
+    file descriptor forever (applied where wslab runs uvicorn: :meth:`uvicorn_options`)."""
     auth_timeout: float = 5.0
     """Seconds a new socket may take to send its ``auth`` message (F24/F29) before it is closed 4001."""
     token_ttl: float = 15 * 60.0
@@ -51,7 +55,20 @@ class ChatSettings:
     burst: int = 20
     """Messages a connection may send at once before ``rate`` applies."""
     queue_size: int = 64
-    """Outbound messages buffered per connection; a peer whose queue overflows is evicted 4009 (F06/F07)."""
+    """Outbound messages a connection may have waiting before it counts as behind (F06/F07). A member
+    over it is evicted 4009 once its backlog made no progress for ``backlog_timeout`` seconds, or at
+    once when the backlog reaches twice ``queue_size`` (the hard bound on memory per connection)."""
+    backlog_timeout: float = 2.0
+    """Seconds a member may stay over ``queue_size`` without its socket taking a single message before it
+    is evicted 4009. A reader that keeps up drains its queue within one loop turn; this is what tells
+    a burst (many members talking at once) from a peer that stopped reading."""
+    dedup_window: int = 10_000
+    """Message ids (``say`` with ``msg_id``) this process remembers to recognise a retry (oldest
+    forgotten first): the bound on de-duplication memory, under 2 MB. A retry must come back within it
+    (10 000 covers 10 messages/s for over 15 minutes); see :mod:`wslab.chat.dedup`."""
+    max_connections_per_user: int = 8
+    """Open connections one user may hold in this process (all rooms); one more is closed 4008. The
+    message rate (``rate``, ``burst``) is also per user: every connection of a user draws on one bucket."""
     heartbeat_interval: float | None = None
     """Seconds between application pings (``{"type": "ping"}``); None turns them off. Unlike protocol
     pings (uvicorn's ``ws_ping_interval``) these reach the page's JavaScript, which browsers do not let
@@ -79,11 +96,24 @@ class ChatSettings:
     def __post_init__(self) -> None:
         if isinstance(self.allowed_origins, (list, tuple, set)):
             object.__setattr__(self, "allowed_origins", frozenset(self.allowed_origins))
+        for name in FLOAT_FIELDS:  # nan passes every comparison, inf never expires: refuse both
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not math.isfinite(value)):
+                raise ValueError(f"ChatSettings.{name} must be a finite number, got {value!r}")
         for name in ("heartbeat_interval", "heartbeat_timeout"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive or None, got {value!r}")
-        for name in ("auth_timeout", "token_ttl", "rate", "close_timeout", "redis_timeout", "presence_ttl"):
+        for name in (
+            "handshake_timeout",
+            "auth_timeout",
+            "token_ttl",
+            "rate",
+            "close_timeout",
+            "redis_timeout",
+            "presence_ttl",
+            "backlog_timeout",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ChatSettings.{name} must be positive, got {getattr(self, name)!r}")
         if self.presence_ttl < 3 * self.redis_timeout:
@@ -91,10 +121,50 @@ class ChatSettings:
                 f"ChatSettings.presence_ttl ({self.presence_ttl:g}) must be at least 3 x redis_timeout "
                 f"({self.redis_timeout:g}): entries are refreshed every presence_ttl / 3"
             )
-        for name in ("max_message_bytes", "burst", "queue_size"):
+        for name in ("max_message_bytes", "burst", "queue_size", "max_connections_per_user", "dedup_window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ChatSettings.{name} must be at least 1, got {getattr(self, name)!r}")
 
+    def uvicorn_options(self) -> dict[str, Any]:
+        """The uvicorn options that must agree with these limits; every way wslab runs the chat uses them.
+
+        ``ws_max_size``: uvicorn buffers a whole message before the app sees it, up to 16 MiB by default;
+        the protocol allows ``max_message_bytes``, so the transport refuses anything more than a little
+        above it (a message between the two still gets the app's own 1009 with a reason).
+        ``ws_per_message_deflate`` off, deliberately: chat messages are small, every compressed
+        connection keeps two zlib contexts (tens of KB), and a compressed frame can announce little and
+        inflate to ``ws_max_size`` (a compression bomb costs the server, not the client).
+        The protocol classes (``http``, ``ws``) add what uvicorn does not bound: a deadline for the request
+        head (``handshake_timeout``), control frames counted against ``rate``/``burst``, and an abort of a
+        peer that has not gone ``close_timeout`` after the app closed it (:mod:`wslab.chat.transport`).
+        """
+        from wslab.chat.transport import protocol_classes  # imports uvicorn: only when a server is made
+
+        return {
+            "ws_max_size": self.max_message_bytes + 1024,
+            "ws_per_message_deflate": False,
+            **protocol_classes(
+                rate=self.rate,
+                burst=self.burst,
+                close_timeout=self.close_timeout,
+                handshake_timeout=self.handshake_timeout,
+            ),
+        }
+
+
+FLOAT_FIELDS = (
+    "handshake_timeout",
+    "auth_timeout",
+    "token_ttl",
+    "rate",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    "close_timeout",
+    "redis_timeout",
+    "presence_ttl",
+    "backlog_timeout",
+)
+"""The fields that are durations or rates: each must be finite (checked in ``__post_init__``)."""
 
 ENV_PREFIX = "WSLAB_CHAT_"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn.importer
 
-from wslab.runtime.servers import _config, _FastServer
+from wslab.runtime.servers import _config, _FastServer, option_warnings
 
 
 class _JsonLines(logging.Handler):
@@ -51,6 +51,8 @@ async def _serve(spec: dict[str, Any]) -> None:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     _say({"event": "listening", "port": server.port})
+    for warning in option_warnings(app, options):
+        logging.getLogger("uvicorn.error").warning(warning)
     await stop.wait()
     await server.stop(float(options.get("timeout_graceful_shutdown") or 1.0))
 

@@ -144,6 +144,32 @@ class _FastServer(uvicorn.Server):
         await self.lifespan.shutdown()
 
 
+def app_server_options(app: Any) -> dict[str, Any]:
+    """The uvicorn options an app asks for: ``app.state.settings.uvicorn_options()`` if it has one.
+
+    Why the app says it: its protocol limits (the chat's ``max_message_bytes``) decide what the transport
+    should accept, and uvicorn's defaults (16 MiB messages, compression on) are far above them. Every
+    way wslab runs an app (``Lab.serve``, thread and process replicas, clusters) starts from these.
+    """
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    recommended = getattr(settings, "uvicorn_options", None)
+    return dict(recommended()) if callable(recommended) else {}
+
+
+def option_warnings(app: Any, options: dict[str, Any]) -> list[str]:
+    """Sentences for each explicit option that loosens what the app asks for (a bigger ``ws_max_size``,
+    compression it turned off): allowed, since a lesson may want exactly that, but never silent."""
+    warnings = []
+    for key, wanted in app_server_options(app).items():
+        if key not in options or options[key] == wanted:
+            continue
+        given = options[key]
+        looser = given > wanted if key == "ws_max_size" else bool(given) and not wanted
+        if looser:
+            warnings.append(f"{key}={given!r} is looser than the app's limits ask ({key}={wanted!r})")
+    return warnings
+
+
 def _config(app: Any, port: int, options: dict[str, Any]) -> uvicorn.Config:
     settings: dict[str, Any] = {
         "host": HOST,
@@ -153,6 +179,7 @@ def _config(app: Any, port: int, options: dict[str, Any]) -> uvicorn.Config:
         "date_header": False,  # keeps handshake bytes shown in lessons identical from run to run
         "lifespan": "auto",
     }
+    settings.update(app_server_options(app))
     settings.update(options)
     return uvicorn.Config(app, **settings)
 
@@ -212,6 +239,8 @@ class TaskServer(ServerHandle):
         handle = cls(name, server, events)
         handle._context = context
         events.record(source, "started", f"listening on {HOST}:{handle.port}")
+        for warning in option_warnings(app, options):
+            events.record(source, "warning", warning)
         return handle
 
     @property
@@ -285,6 +314,8 @@ class ThreadServer(ServerHandle):
         handle = cls(name, real_port, events, thread)
         handle._loop, handle._stop_requested = loop, stop_requested
         events.record(source, "started", f"listening on {HOST}:{real_port} (in a thread)")
+        for warning in option_warnings(app, options):
+            events.record(source, "warning", warning)
         return handle
 
     async def stop(self, grace: float = DEFAULT_GRACE) -> None:

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator
 
 from wslab.chat.fanout.base import Entry, FanOut, Start, StreamId, stamp
+from wslab.chat.names import printable
 from wslab.chat.protocol import Resume, ServerMessage
 from wslab.chat.protocol import Resync as ResyncMessage
 from wslab.chat.rooms import ConnectionManager, Member, Report, Room, Stats, no_report
@@ -23,8 +24,16 @@ from wslab.chat.rooms import ConnectionManager, Member, Report, Room, Stats, no_
 class FanOutMember(Member):
     """A member whose position in the room's stream is known: what it was last given, and whether live."""
 
-    def __init__(self, user: str, room: str, queue_size: int, stats: Stats, key: str | None = None) -> None:
-        super().__init__(user, room, queue_size, stats)
+    def __init__(
+        self,
+        user: str,
+        room: str,
+        queue_size: int,
+        stats: Stats,
+        key: str | None = None,
+        backlog_timeout: float = 2.0,
+    ) -> None:
+        super().__init__(user, room, queue_size, stats, backlog_timeout)
         self.key = key or secrets.token_hex(8)  # names this member in other processes (``exclude``)
         self.seq = 0
         self.id: StreamId | None = None
@@ -39,8 +48,10 @@ class FanOutManager(ConnectionManager):
     room's stream: they carry the position of the last room message this member was given.
     """
 
-    def __init__(self, fanout: FanOut, queue_size: int = 64, report: Report = no_report) -> None:
-        super().__init__(queue_size=queue_size, report=report)
+    def __init__(
+        self, fanout: FanOut, queue_size: int = 64, report: Report = no_report, backlog_timeout: float = 2.0
+    ) -> None:
+        super().__init__(queue_size=queue_size, report=report, backlog_timeout=backlog_timeout)
         self.fanout = fanout
         fanout.bind(self._deliver_entry, self._resync_room, report)
         self._start = Start()
@@ -53,7 +64,8 @@ class FanOutManager(ConnectionManager):
         return here + [user for user in self._present if user not in here]
 
     def _new_member(self, user: str, room: str) -> Member:
-        member = FanOutMember(user, room, self.queue_size, self.stats, key=self._key)
+        member = FanOutMember(user, room, self.queue_size, self.stats, self._key, self.backlog_timeout)
+        member.on_stall = self._evict
         member.seq, member.id, member.epoch = self._start.seq, self._start.id, self._start.epoch
         member.live = self._start.resume_from is None
         if not member.live:
@@ -139,7 +151,7 @@ class FanOutManager(ConnectionManager):
     def _send_resync(self, member: FanOutMember, reason: str, epoch: str | None) -> None:
         """``resync`` carries ``seq`` and its own ``epoch``: the position to resume from is unknown."""
         member.epoch = epoch if epoch is not None else member.epoch
-        self.report("resync", f"{member.user} in {member.room}: {reason}")
+        self.report("resync", f"{printable(member.user)} in {printable(member.room)}: {reason}")
         if member.active and member in self._rooms.get(member.room, _NOBODY).members:
             self._deliver(member, stamp(ResyncMessage(reason=reason, epoch=epoch).encode(0), member.seq))
 

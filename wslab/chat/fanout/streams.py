@@ -1,6 +1,6 @@
 """Redis Streams fan-out: one stream per room, every message has an offset, reconnects resume (F18).
 
-* ``XADD wslab:chat:{room}:stream MAXLEN ~ n`` (a Lua script that also ``INCR``\\s the room's ``seq`` and
+* ``XADD wslab:chat:stream:{room} MAXLEN ~ n`` (a Lua script that also ``INCR``\\s the room's ``seq`` and
   stores the room's **epoch**, set once per stream's life with ``SET NX``: Redis losing its data loses
   the epoch key too, so the next one differs).
 * One reader per process: a single ``XREAD BLOCK`` over every room with local members, from each
@@ -20,8 +20,9 @@ import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, cast
+from urllib.parse import quote, unquote
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from wslab.chat.fanout.base import (
     PRESENCE_TTL,
@@ -38,6 +39,7 @@ from wslab.chat.fanout.base import (
     redis_client,
     stamp,
 )
+from wslab.chat.names import printable
 
 _XADD = """
 local epoch = redis.call('GET', KEYS[3])
@@ -57,10 +59,27 @@ RING = 256
 """Recent entries each room keeps in memory, so a catch-up can join the live stream without a gap."""
 
 
+STREAM_PREFIX = "wslab:chat:stream:"
+
+
 def keys(room: str) -> tuple[str, str, str]:
-    """The stream, seq counter and epoch keys of a room."""
-    base = f"wslab:chat:{room}"
-    return f"{base}:stream", f"{base}:seq", f"{base}:epoch"
+    """The stream, seq counter and epoch keys of a room: ``wslab:chat:<kind>:{<room, escaped>}``.
+
+    Why this shape: a room name is the client's, so it must not be able to name another room's key or
+    another kind of key. The kind comes first (``stream``, ``stream-seq``, ``stream-epoch``, and the
+    ``presence`` and pub/sub ``seq`` keys of the other modules are kinds too), and the room is escaped
+    (:func:`urllib.parse.quote`, so it holds no ``:`` and no brace), so two different (kind, room) pairs
+    never give the same key. With the room names pasted raw after ``wslab:chat:``, room ``x:epoch``'s
+    keys were room ``presence:x``'s presence set, and WRONGTYPE stopped every room of the replica. The
+    braces are Redis Cluster hash tags: the three keys of one room live in one slot, as the script needs.
+    """
+    tag = "{" + quote(room, safe="") + "}"
+    return f"{STREAM_PREFIX}{tag}", f"wslab:chat:stream-seq:{tag}", f"wslab:chat:stream-epoch:{tag}"
+
+
+def room_of(stream_key: str) -> str:
+    """The room whose stream is ``stream_key`` (the inverse of ``keys(room)[0]``)."""
+    return unquote(stream_key.removeprefix(STREAM_PREFIX).removeprefix("{").removesuffix("}"))
 
 
 @dataclass
@@ -73,6 +92,8 @@ class RoomCursor:
     ring: deque[Entry] = field(default_factory=lambda: deque(maxlen=RING))
     base: StreamId = (0, 0)
     """The ring holds every entry after ``base`` up to ``last``."""
+    broken: str | None = None
+    """Why Redis refuses this room's keys (WRONGTYPE...): it is left out of the reader, the others go on."""
 
     def reset(self, epoch: str | None, last: StreamId, seq: int) -> None:
         self.epoch, self.last, self.seq, self.base = epoch, last, seq, last
@@ -177,28 +198,68 @@ class StreamsFanOut(Supervised):
         client = redis_client(self.url, retries=0, timeout=self.timeout + self.block_ms / 1000)
         try:
             await client.ping()
-            for room in list(self.cursors):
-                await self._revalidate(client, room)
+            for room, cursor in list(self.cursors.items()):
+                cursor.broken = None  # a new connection: try every room again
+                await self._revalidate_room(client, room)
             self.connected()
             while True:
                 for room, cursor in list(self.cursors.items()):
-                    if cursor.epoch is None:
-                        await self._revalidate(client, room)
+                    if cursor.epoch is None and cursor.broken is None:
+                        await self._revalidate_room(client, room)
                 streams: dict[Any, Any] = {
-                    keys(r)[0]: format_id(c.last) for r, c in self.cursors.items() if c.epoch
+                    keys(r)[0]: format_id(c.last)
+                    for r, c in self.cursors.items()
+                    if c.epoch and c.broken is None
                 }
                 if not streams:
                     await asyncio.sleep(self.block_ms / 1000)
                     continue
-                read = await client.xread(streams, count=500, block=self.block_ms)
+                try:
+                    read = await client.xread(streams, count=500, block=self.block_ms)
+                except ResponseError as exc:  # one stream key of the wrong type fails the whole XREAD
+                    if not await self._find_broken(client, streams, exc):
+                        raise
+                    continue
                 response = cast(list[tuple[bytes, list[RawEntry]]] | None, read)
                 for stream, entries in response or []:
-                    room = stream.decode().removeprefix("wslab:chat:").removesuffix(":stream")
+                    room = room_of(stream.decode())
                     for entry_id, fields in entries:
-                        self._on_entry(room, parse_id(entry_id), fields)
+                        try:
+                            self._on_entry(room, parse_id(entry_id), fields)
+                        except (KeyError, ValueError) as exc:  # not an entry we wrote: this room only
+                            self._break(room, exc)
+                            break
         finally:
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+    async def _revalidate_room(self, client: Any, room: str) -> None:
+        """:meth:`_revalidate`, except that a refusal of this room's keys only takes this room out."""
+        try:
+            await self._revalidate(client, room)
+        except ResponseError as exc:
+            self._break(room, exc)
+
+    async def _find_broken(self, client: Any, streams: dict[str, str], exc: ResponseError) -> bool:
+        """After a failed XREAD: take out every room whose stream key is not a stream; False if none is."""
+        found = False
+        for key in streams:
+            kind = await client.type(key)
+            if (kind.decode() if isinstance(kind, bytes) else kind) not in ("stream", "none"):
+                self._break(room_of(key), exc)
+                found = True
+        return found
+
+    def _break(self, room: str, exc: Exception) -> None:
+        """One room's keys are unusable: report it, tell its members, and read every other room on."""
+        cursor = self.cursors.get(room)
+        if cursor is None or cursor.broken is not None:
+            return
+        cursor.broken = f"{type(exc).__name__}: {exc}"
+        self.health.errors += 1
+        self.health.last_error = cursor.broken
+        self.report("fanout_room_error", f"room {printable(room)!r} left out of the reader: {cursor.broken}")
+        self.resync(room, "room_unavailable", None)
 
     async def _revalidate(self, client: Any, room: str) -> None:
         """After (re)connecting: same epoch, go on from our ID; new epoch, history is gone: resync."""
