@@ -15,6 +15,11 @@
  * - An application `{"type": "ping"}` is answered with `{"type": "pong"}` and not delivered; with
  *   `heartbeat` set, a connection on which nothing arrived for 1.5 × heartbeat is treated as dead.
  * - `maxAttempts` failed attempts in a row end in "offline" ("gave up ..."), which the page shows.
+ * - `send()` is fire-and-forget and refuses while not open. `deliver()` is for messages that must
+ *   arrive: it gives the message an id (`msg_id`), keeps it until the server answers
+ *   `{"type": "ack", "msg_id": ...}`, and sends it again on every new connection until then. The server
+ *   drops an id it has already seen (and acks it again), so a message whose ack was lost in a cut is
+ *   delivered once, not twice. The returned promise resolves with the id once acknowledged.
  *
  * Durations are in seconds, like the Python side. Build: `npm run build` (tsc) writes the .js next
  * to this file; the chat app serves it at /static/reconnecting-websocket.js.
@@ -98,10 +103,17 @@ export class ReconnectingWebSocket {
         this.attempts = 0;
         this.connections = 0;
         this.pongs = 0;
+        /** `deliver()`: messages sent again on a new connection; acks that said "already had it". */
+        this.resent = 0;
+        this.duplicateAcks = 0;
         this.closeCodes = [];
         this.ws = null;
         this.failures = 0;
         this.stopping = false;
+        this.outbox = new Map();
+        this.nextId = 0;
+        // Unique per client instance, so ids from two tabs of the same user never collide.
+        this.idPrefix = Math.random().toString(36).slice(2, 10);
         // `?? default` rather than a spread: an option given as undefined still gets its default.
         this.options = {
             ...options,
@@ -119,6 +131,42 @@ export class ReconnectingWebSocket {
         if (this.ws === null || this.state !== "open")
             throw new Error(`not connected (${this.state})`);
         this.ws.send(JSON.stringify(message));
+    }
+    /**
+     * Send `message` with a `msg_id` until the server acknowledges it, across reconnects; resolves with
+     * the id. While not connected it waits in the outbox (explicitly: see `pending`). Rejects when the
+     * client stops (close, or offline) before the ack came.
+     */
+    deliver(message) {
+        if (this.stopping || this.state === "offline") {
+            return Promise.reject(new Error(`not delivering: the client is ${this.state}`));
+        }
+        if (this.outbox.size >= (this.options.maxPending ?? 1000)) {
+            return Promise.reject(new Error(`${this.outbox.size} messages already wait for an ack`));
+        }
+        this.nextId += 1;
+        const id = `${this.idPrefix}-${this.nextId}`;
+        return new Promise((resolve, reject) => {
+            const pending = { frame: JSON.stringify({ ...message, msg_id: id }), sentOn: null, resolve, reject };
+            this.outbox.set(id, pending);
+            if (this.ws !== null && this.state === "open")
+                this.transmit(this.ws, pending);
+        });
+    }
+    /** Messages given to `deliver()` that the server has not acknowledged yet. */
+    get pending() {
+        return this.outbox.size;
+    }
+    transmit(ws, pending) {
+        if (pending.sentOn !== null)
+            this.resent += 1;
+        pending.sentOn = this.connections;
+        ws.send(pending.frame);
+    }
+    failPending(reason) {
+        for (const pending of this.outbox.values())
+            pending.reject(new Error(`not delivered: ${reason}`));
+        this.outbox.clear();
     }
     /** Stop reconnecting and close the current connection, if any. */
     close() {
@@ -138,6 +186,7 @@ export class ReconnectingWebSocket {
     }
     goOffline(reason) {
         this.offlineReason = reason;
+        this.failPending(reason);
         this.setState("offline", reason);
     }
     connect() {
@@ -176,6 +225,9 @@ export class ReconnectingWebSocket {
                     auth.last_seq = this.lastSeq;
                 ws.send(JSON.stringify(auth));
             }
+            // Whatever was not acknowledged goes again, in order, right after the auth frame.
+            for (const pending of this.outbox.values())
+                this.transmit(ws, pending);
             this.armWatchdog(ws, finish);
         };
         ws.onmessage = (event) => {
@@ -211,6 +263,16 @@ export class ReconnectingWebSocket {
             if (message.type === "ping") {
                 ws.send(JSON.stringify({ type: "pong" }));
                 this.pongs += 1;
+                return;
+            }
+            if (message.type === "ack" && typeof message.msg_id === "string") {
+                const pending = this.outbox.get(message.msg_id);
+                if (message.duplicate === true)
+                    this.duplicateAcks += 1;
+                if (pending !== undefined) {
+                    this.outbox.delete(message.msg_id);
+                    pending.resolve(message.msg_id);
+                }
                 return;
             }
             if (typeof message.seq === "number" && Number.isInteger(message.seq))
