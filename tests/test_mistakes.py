@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from websockets.exceptions import InvalidStatus
 
 from wslab import Lab, mistakes
@@ -117,7 +118,6 @@ async def test_real_nginx_keepalive_timeout_spares_an_idle_websocket_proxy_read_
 
 
 def test_the_affinity_manifest_names_the_field_that_gives_affinity() -> None:
-    yaml = pytest.importorskip("yaml")
     service, ingress = list(yaml.safe_load_all(MANIFEST.read_text()))
     assert service["kind"] == "Service" and service["spec"]["type"] == "ClusterIP"
     assert service["spec"]["sessionAffinity"] == "ClientIP"
