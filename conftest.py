@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,12 +26,21 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# Suites that check learner answers against real servers, replicas and Redis (the build track, the
+# capstone, the failure lab's exercises): minutes of wall time, and the same wslab code on every
+# interpreter, so CI runs them on its first Python only (marked "slow", like the notebook re-runs).
+ANSWER_SUITES = {"tests/test_build_track.py", "tests/test_capstone.py", "tests/test_failure_exercises.py"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``-n 2 --dist loadgroup``) a notebook's cells share one kernel, so they must
     run in order on one worker: each notebook is one group. Every other test is spread on its own."""
     for item in items:
-        if item.nodeid.split("::")[0].endswith(".ipynb"):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        path = item.nodeid.split("::")[0]
+        if path.endswith(".ipynb"):
+            item.add_marker(pytest.mark.xdist_group(path))
+        if path in ANSWER_SUITES:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -38,11 +48,28 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     _session_start = Snapshot.take()
 
 
+_worker_leaks: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist, on the controller: collect what each worker's own leak check found."""
+    found = getattr(node, "workeroutput", {}).get("wslab_leaks", [])
+    _worker_leaks.extend(f"worker {node.gateway.id}: {problem}" for problem in found)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if anything wslab started is still alive: sockets, child processes, threads."""
-    if _session_start is None:
+    """Fail the run if anything wslab started is still alive: sockets, child processes, threads.
+
+    Under pytest-xdist each worker checks itself and hands its findings to the controller, which fails
+    the run (a worker's own exit status would not reach the command line).
+    """
+    problems = Snapshot.take().leaks_since(_session_start) if _session_start is not None else []
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports it
+        workeroutput["wslab_leaks"] = problems
         return
-    problems = Snapshot.take().leaks_since(_session_start)
+    problems += _worker_leaks
     if problems:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
