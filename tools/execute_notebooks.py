@@ -7,7 +7,8 @@ Three modes:
   instructor can check a workshop laptop without touching the course files;
 - ``--timings`` (``make timings``): run them all, writing no notebook, and put the measured run times into
   README.md and docs/instructors.md, between the ``run-times`` markers. Both documents carry the same
-  generated table, so the README and the instructor guide cannot disagree (a test checks it).
+  generated table, so the README and the instructor guide cannot disagree (a test checks it). With
+  ``--write`` as well, it also writes the notebooks back: one run regenerates outputs and run times.
 
 Outputs are never edited by hand: learners read them on GitHub and nbval compares against them. Each
 notebook runs in a fresh kernel from this environment, with the notebook's folder as working directory
@@ -100,7 +101,7 @@ def write_timings(block: str, docs: list[Path] = TIMED_DOCS) -> None:
 
 
 def main(argv: list[str]) -> int:
-    write = "--no-write" not in argv and "--timings" not in argv
+    write = "--no-write" not in argv and ("--timings" not in argv or "--write" in argv)
     paths = [Path(a) for a in argv if not a.startswith("--")] or all_notebooks()
     times: dict[Path, float] = {}
     for path in paths:
