@@ -28,9 +28,10 @@ lab: $(STAMP)
 
 ## Run every test: unit tests, integration tests and every notebook under strict nbval.
 ## PYTEST_ARGS passes options on, e.g. make test PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS=tests/test_lab.py
-# Two workers (pytest-xdist; each notebook stays on one worker, its cells in order): about half the
-# time on a 2-core laptop. PYTEST_XDIST= runs everything in one process.
-PYTEST_XDIST ?= -n 2 --dist loadgroup
+# Two workers (pytest-xdist): about half the time on a 2-core laptop. --dist loadfile keeps each file on
+# one worker, in order, so a notebook's cells share one kernel under nbval. PYTEST_XDIST= runs
+# everything in one process.
+PYTEST_XDIST ?= -n 2 --dist loadfile
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 

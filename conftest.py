@@ -33,13 +33,9 @@ ANSWER_SUITES = {"tests/test_build_track.py", "tests/test_capstone.py", "tests/t
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n 2 --dist loadgroup``) a notebook's cells share one kernel, so they must
-    run in order on one worker: each notebook is one group. Every other test is spread on its own."""
+    """Mark the learner-answer suites slow (see ANSWER_SUITES)."""
     for item in items:
-        path = item.nodeid.split("::")[0]
-        if path.endswith(".ipynb"):
-            item.add_marker(pytest.mark.xdist_group(path))
-        if path in ANSWER_SUITES:
+        if item.nodeid.split("::")[0] in ANSWER_SUITES:
             item.add_marker(pytest.mark.slow)
 
 
