@@ -152,10 +152,10 @@ def test_packages_import_only_what_the_doc_allows() -> None:
     assert check_rows(doc_table("packages"), actual) == []
 
 
-def test_chat_and_runtime_modules_import_only_what_the_doc_allows() -> None:
+def test_chat_feed_and_runtime_modules_import_only_what_the_doc_allows() -> None:
     rows = doc_table("modules")
     listed = {name for name, _ in rows}
-    scope = ("wslab.chat", "wslab.runtime")
+    scope = ("wslab.chat", "wslab.feed", "wslab.runtime")
     actual = {
         module: {target if target in listed else unit(target) for target in targets}
         for module, targets in module_graph().items()
