@@ -143,20 +143,41 @@ async def _check_source(exercise: type[BuildExercise], source: str) -> CheckResu
     return result
 
 
+# Each answer is served and checked once (seconds each: a uvicorn process, real clients); the tests
+# below assert their own claims on that run: the verdict, the message, and what the check left behind.
+_CHECKED: dict[tuple[type[BuildExercise], str], tuple[CheckResult, list[str]]] = {}
+
+
+async def checked(exercise: type[BuildExercise], source: str) -> tuple[CheckResult, list[str]]:
+    """The check of ``source`` and the leaks it left (processes, sockets), computed on first use."""
+    if (exercise, source) not in _CHECKED:
+        await asyncio.sleep(0)
+        before = Snapshot.take()
+        result = await _check_source(exercise, source)
+        _CHECKED[exercise, source] = (result, Snapshot.take().leaks_since(before))
+    return _CHECKED[exercise, source]
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("exercise", BUILD, ids=lambda e: e.__name__)
 async def test_the_reference_solution_passes(exercise: type[BuildExercise]) -> None:
-    result = await _check_source(exercise, exercise.solution_code)
+    result, leaks = await checked(exercise, exercise.solution_code)
     assert result.status is Status.CORRECT, result
+    assert leaks == []
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("exercise", "wrong"), WRONG, ids=[f"{e.__name__}-{w.mistake}" for e, w in WRONG])
+@pytest.mark.parametrize(
+    ("exercise", "wrong"),
+    WRONG,
+    ids=[f"{e.__name__}-{w.mistake}" for e, w in WRONG],
+)
 async def test_a_known_wrong_answer_fails_with_its_reason(exercise: type[BuildExercise], wrong: Any) -> None:
-    result = await _check_source(exercise, wrong.source)
+    result, leaks = await checked(exercise, wrong.source)
     assert result.status is Status.INCORRECT and wrong.reason in result.message, result
     for secret in exercise.secrets:
         assert secret not in result.message
+    assert leaks == [], "a failed check must stop everything it started"
 
 
 @pytest.mark.anyio
@@ -178,18 +199,21 @@ def test_hints_grow_and_no_hint_gives_the_answer_away() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_check_of_a_hanging_server_ends_and_leaves_nothing_running() -> None:
+@pytest.mark.parametrize("exercise", [BuildRooms], ids=lambda e: e.__name__)
+async def test_a_check_of_a_hanging_server_ends_and_leaves_nothing_running(
+    exercise: type[BuildExercise],
+) -> None:
     """A handler that never accepts fails the check within its deadlines; no child or socket remains."""
-    await asyncio.sleep(0)
-    before = Snapshot.take()
-    hanging = next(w for w in BuildRooms.wrong_answers if w.mistake == "never accepts")
-    result = await _check_source(BuildRooms, hanging.source)
+    hanging = next(w for w in exercise.wrong_answers if w.mistake == "never accepts")
+    result, leaks = await checked(exercise, hanging.source)
     assert result.status is Status.INCORRECT and "got no answer within" in result.message
-    assert Snapshot.take().leaks_since(before) == []
+    assert leaks == []
 
 
 @pytest.mark.anyio
-async def test_a_test_module_that_hangs_is_killed_and_named() -> None:
-    hanging = next(w for w in BuildTests.wrong_answers if w.mistake == "a test that waits forever")
-    result = await _check_source(BuildTests, hanging.source)
+@pytest.mark.parametrize("exercise", [BuildTests], ids=lambda e: e.__name__)
+async def test_a_test_module_that_hangs_is_killed_and_named(exercise: type[BuildExercise]) -> None:
+    hanging = next(w for w in exercise.wrong_answers if w.mistake == "a test that waits forever")
+    result, leaks = await checked(exercise, hanging.source)
     assert result.status is Status.INCORRECT and "did not finish" in result.message
+    assert leaks == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ import wslab.exercises as wx
 from wslab.exercises import CheckResult, Exercise, Incorrect, Status, WrongAnswer, maybe_await
 from wslab.exercises.build import BuildExercise
 from wslab.exercises.ch01 import GUID, RFC_KEY, RFC_MASK, RFC_MASKED, AcceptFor, Unmask
+from wslab.lab import _open_labs
 
 # The build track's exercises serve the learner's module for real: tests/test_build_track.py runs them.
 EXERCISES = [e for e in wx.all_exercises() if not issubclass(e, BuildExercise)]
@@ -86,19 +88,85 @@ ALL = [*EXERCISES, Double]
 
 
 # -- every exercise in the registry (and the async one) --------------------------------------------
+#
+# A live checker starts servers, clients and proxies: seconds per answer. Each answer (the solution,
+# every known wrong answer, a function that raises) is checked once per exercise, the first time a test
+# asks for it, and every test below asserts its own claim on that one run: the result, the message, and
+# what the checks left behind.
+
+
+@dataclass
+class Verdicts:
+    """One exercise's answers, each checked once, and what the checks left running."""
+
+    solution: CheckResult
+    wrong: list[tuple[WrongAnswer, CheckResult]]
+    raising: CheckResult
+    labs_left_open: int
+    tasks_left: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+_VERDICTS: dict[type[Exercise], Verdicts] = {}
+
+
+def _leftovers() -> tuple[int, set[asyncio.Task[Any]]]:
+    open_labs = sum(1 for lab in _open_labs if not lab.closed)
+    tasks = {t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()}
+    return open_labs, tasks
+
+
+async def verdicts(exercise: type[Exercise]) -> Verdicts:
+    """Check the exercise's solution, wrong answers and a raising answer, once per test session."""
+    if exercise not in _VERDICTS:
+        labs_before, tasks_before = _leftovers()
+        solution = await maybe_await(exercise.check_source(exercise.solution_code))
+        wrong = [(w, await maybe_await(exercise.check_source(w.source))) for w in exercise.wrong_answers]
+        await asyncio.sleep(0.05)  # let closing transports finish their callbacks
+        labs_after, tasks_after = _leftovers()
+        raising = await _check(exercise, _raising_namespace(exercise))
+        _VERDICTS[exercise] = Verdicts(
+            solution, wrong, raising, labs_after - labs_before, tasks_after - tasks_before
+        )
+    return _VERDICTS[exercise]
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.__name__)
 async def test_solution_passes(exercise: type[Exercise]) -> None:
-    await maybe_await(exercise({}).assert_solution_passes())
+    result = (await verdicts(exercise)).solution
+    assert isinstance(result, CheckResult) and result.status is Status.CORRECT, result
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.__name__)
 async def test_known_wrong_answers_are_rejected_with_their_reason(exercise: type[Exercise]) -> None:
     assert exercise.wrong_answers, "every exercise documents at least one typical mistake"
-    await maybe_await(exercise({}).assert_wrong_answers_rejected())
+    for wrong, result in (await verdicts(exercise)).wrong:
+        assert isinstance(result, CheckResult), result
+        assert result.status is Status.INCORRECT and wrong.reason in result.message, (wrong.mistake, result)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.__name__)
+async def test_a_check_leaves_nothing_running_pass_or_fail(exercise: type[Exercise]) -> None:
+    """Servers, clients and proxies a checker starts are its own: none outlives the check."""
+    found = await verdicts(exercise)
+    assert found.labs_left_open == 0
+    assert not found.tasks_left, found.tasks_left
+
+
+@pytest.mark.anyio
+async def test_the_assertion_helpers_instructors_use_pass_and_fail() -> None:
+    """``assert_solution_passes``/``assert_wrong_answers_rejected``, on the tiny async exercise."""
+    await maybe_await(Double({}).assert_solution_passes())
+    await maybe_await(Double({}).assert_wrong_answers_rejected())
+
+    class Lenient(Double):
+        async def _check(self, double: Callable[[int], Any]) -> None:
+            return None
+
+    with pytest.raises(AssertionError, match="expected Incorrect mentioning"):
+        await maybe_await(Lenient({}).assert_wrong_answers_rejected())
 
 
 @pytest.mark.anyio
@@ -120,7 +188,7 @@ async def test_a_missing_answer_is_not_attempted(exercise: type[Exercise]) -> No
 @pytest.mark.anyio
 @pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.__name__)
 async def test_a_learner_function_that_raises_is_incorrect_and_named(exercise: type[Exercise]) -> None:
-    result = await _check(exercise, _raising_namespace(exercise))
+    result = (await verdicts(exercise)).raising
     assert result.status is Status.INCORRECT
     assert "raised ValueError: boom from the learner" in result.message
 
@@ -129,11 +197,12 @@ async def test_a_learner_function_that_raises_is_incorrect_and_named(exercise: t
 @pytest.mark.parametrize("exercise", ALL, ids=lambda e: e.__name__)
 async def test_no_message_or_hint_contains_the_expected_answer(exercise: type[Exercise]) -> None:
     assert exercise.secrets, "list the expected answers, so this test can keep them out of messages"
+    found = await verdicts(exercise)
     results = [
         await _check(exercise, {}),
         await _check(exercise, _placeholder_namespace(exercise)),
-        await _check(exercise, _raising_namespace(exercise)),
-        *[await maybe_await(exercise.check_source(wrong.source)) for wrong in exercise.wrong_answers],
+        found.raising,
+        *[result for _, result in found.wrong],
     ]
     texts = [text for r in results for text in (repr(r), r._repr_markdown_(), r._repr_html_())]
     texts += [repr(exercise({}).hint(level)) for level in range(1, len(exercise.hints) + 1)]
