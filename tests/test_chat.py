@@ -11,78 +11,32 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.chat import SECRET, chat_settings, join, start, token
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from wslab import Lab
-from wslab.chat import ChatSettings, ConnectionManager, TokenBucket, create_app, issue_token, verify_token
+from wslab.chat import ConnectionManager, TokenBucket, issue_token, verify_token
 from wslab.chat.auth import TokenExpired, TokenInvalid
 from wslab.chat.origins import origin_allowed
 from wslab.chat.protocol import ProtocolViolation, parse_client_message
 from wslab.chat.session import ChatSession, State
 from wslab.clients import LabClient
-from wslab.lessons import StalledClient, join_chat
-from wslab.runtime.servers import ServerHandle
+from wslab.lessons import StalledClient, until
 from wslab.wire import CloseCode
 
 pytestmark = pytest.mark.anyio
 
-SECRET = "wslab-chat-test-secret-0123456789abcdef"
 LOBBY = "/ws/chat/lobby"
-
-
-def chat_settings(**overrides: Any) -> ChatSettings:
-    """Short real durations and generous limits; each test tightens the one it is about."""
-    values: dict[str, Any] = {
-        "secret": SECRET,
-        "auth_timeout": 1.0,
-        "rate": 1000.0,
-        "burst": 1000,
-        "queue_size": 64,
-        "max_message_bytes": 4096,
-    }
-    values.update(overrides)
-    return ChatSettings(**values)
-
-
-async def start(lab: Lab, **overrides: Any) -> tuple[ServerHandle, ConnectionManager]:
-    """Serve a fresh chat app whose reports land in the lab's event log under ``chat``."""
-    app = create_app(
-        chat_settings(**overrides), report=lambda kind, msg: lab.events.record("chat", kind, msg)
-    )
-    server = await lab.serve(app, name="chat")
-    return server, app.state.chat
-
-
-def token(user: str, ttl: float = 60.0, secret: str = SECRET) -> str:
-    return issue_token(user, secret, ttl)
-
-
-async def join(lab: Lab, server: ServerHandle, user: str, room: str = "lobby", **options: Any) -> LabClient:
-    """Connect as ``user``, authenticate in the first message, and check the ``ready`` answer."""
-    client = await join_chat(lab, server, user, token=token(user), room=room, timeout=2.0, **options)
-    ready = json.loads(client.received[0])  # the first thing the server says is `ready`
-    assert ready["user"] == user and ready["room"] == room, ready
-    return client
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until ``check()`` holds: the server learns of a close a moment after the client."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout} s: {check.__doc__ or check}")
-        await asyncio.sleep(0.01)
 
 
 async def everyone_leaves(manager: ConnectionManager, *clients: LabClient) -> None:
     """Close every client and assert that no membership leaked: every room is gone."""
     for client in clients:
         await client.close()
-    await eventually(lambda: manager.rooms == {})
+    await until(lambda: manager.rooms == {})
 
 
 def seqs(client: LabClient) -> list[int]:
@@ -130,7 +84,7 @@ async def test_rooms_notices_broadcast_dm_and_seq() -> None:
         left = await alice.recv_json()
         assert (left["type"], left["user"]) == ("left", "bob")
         await carol.close()
-        await eventually(lambda: manager.rooms == {"lobby": ["alice"]})  # the empty garden is gone
+        await until(lambda: manager.rooms == {"lobby": ["alice"]})  # the empty garden is gone
 
         for client in (alice, bob, carol):
             assert seqs(client) == sorted(set(seqs(client))), (client.name, seqs(client))
@@ -202,7 +156,7 @@ async def test_flood_is_closed_4008_and_the_others_keep_receiving() -> None:
             pass  # the server stopped listening
         await mallory.wait_closed()
         assert mallory.close_code == CloseCode.RATE_LIMITED, mallory.closed_as
-        await eventually(lambda: manager.rooms == {"lobby": ["alice", "bob"]})
+        await until(lambda: manager.rooms == {"lobby": ["alice", "bob"]})
         await alice.send_json({"type": "say", "text": "quiet again"})
         for client in (alice, bob):
             received = []

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from test_chat import SECRET, chat_settings, eventually, join, start, token
+from support.chat import SECRET, chat_settings, join, logout, start, token
 
 from wslab import Lab
 from wslab.chat import ConnectionManager, create_app, issue_token
@@ -20,25 +16,9 @@ from wslab.chat.auth import Claims, Revocations
 from wslab.chat.protocol import Resume
 from wslab.chat.rooms import Member
 from wslab.clients import LabClient
-from wslab.runtime.servers import ServerHandle
+from wslab.lessons import until
 
 pytestmark = pytest.mark.anyio
-
-
-async def logout(server: ServerHandle, bearer: str) -> tuple[int, dict[str, Any]]:
-    """POST /logout with ``Authorization: Bearer <bearer>``: the status and the JSON body."""
-
-    def post() -> tuple[int, dict[str, Any]]:
-        request = urllib.request.Request(
-            server.url + "/logout", method="POST", headers={"Authorization": f"Bearer {bearer}"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    return await asyncio.to_thread(post)
 
 
 async def still_talks(client: LabClient) -> bool:
@@ -74,7 +54,7 @@ async def test_logout_closes_every_open_socket_of_the_user_and_refuses_the_old_t
         assert (status, body) == (200, {"user": "alice", "connections_closed": 2})
         for client in (phone, laptop):
             assert await client.wait_closed(2) == "4001 UNAUTHORIZED 'token revoked: logged out'"
-        await eventually(lambda: manager.rooms == {"lobby": ["bob"]})
+        await until(lambda: manager.rooms == {"lobby": ["bob"]})
         await bob.send_json({"type": "say", "text": "still here"})  # nobody else was touched
         while (message := await bob.recv_json())["type"] != "message":
             assert message["type"] == "left" and message["user"] == "alice", message

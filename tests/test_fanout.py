@@ -18,13 +18,12 @@ from typing import Any
 import pytest
 from leakcheck import Snapshot
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from support.fanout import SECRET, join, manager, messages, numsub, start, until_equal
 
 from wslab import Lab
-from wslab.chat import ChatSettings, create_app, issue_token
 from wslab.chat.fanout import (
     FanOut,
     FanOutHealth,
-    FanOutManager,
     HasHealth,
     PubSubFanOut,
     StreamsFanOut,
@@ -38,9 +37,6 @@ from wslab.runtime.servers import ServerHandle
 
 pytestmark = pytest.mark.anyio
 
-SECRET = "wslab-fanout-test-secret-0123456789abcdef"
-LOBBY_CHANNEL = "wslab:chat:room:lobby"
-
 
 async def eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
     deadline = time.monotonic() + timeout
@@ -48,68 +44,6 @@ async def eventually(check: Callable[[], bool], timeout: float = 3.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout} s: {check.__doc__ or check}")
         await asyncio.sleep(0.01)
-
-
-async def start(lab: Lab, name: str, backend: str, redis_url: str, **overrides: Any) -> ServerHandle:
-    """One app instance (its own rooms, its own fan-out) reporting into the lab's events as ``name``."""
-    settings = ChatSettings(
-        secret=SECRET,
-        backend=backend,
-        redis_url=redis_url,
-        rate=1000.0,
-        burst=1000,
-        queue_size=256,
-        **overrides,
-    )
-    app = create_app(settings, report=lambda kind, msg: lab.events.record(name, kind, msg))
-    server = await lab.serve(app, name=name)
-    server.app = app  # type: ignore[attr-defined]
-    return server
-
-
-def manager(server: ServerHandle) -> FanOutManager:
-    chat = server.app.state.chat  # type: ignore[attr-defined]
-    assert isinstance(chat, FanOutManager)
-    return chat
-
-
-async def join(
-    lab: Lab, server: ServerHandle | str, user: str, room: str = "lobby", **auth: Any
-) -> LabClient:
-    url = server if isinstance(server, str) else server.ws_url(f"/ws/chat/{room}")
-    client = await lab.connect(url, name=user)
-    await client.send_json({"type": "auth", "token": issue_token(user, SECRET, 60), **auth})
-    ready = await client.recv_json()
-    assert ready["type"] == "ready" and ready["user"] == user, ready
-    return client
-
-
-async def messages(client: LabClient, count: int) -> list[dict[str, Any]]:
-    """The next ``count`` chat messages (skipping joined/left notices)."""
-    got: list[dict[str, Any]] = []
-    while len(got) < count:
-        msg = await client.recv_json(timeout=3.0)
-        if msg["type"] in ("message", "resync"):
-            got.append(msg)
-    return got
-
-
-async def numsub(redis: Any, channel: str = LOBBY_CHANNEL) -> int:
-    client = redis.client()
-    try:
-        [(_, count)] = await client.pubsub_numsub(channel)
-        return int(count)
-    finally:
-        await client.aclose()
-
-
-async def until(probe: Callable[[], Any], expected: Any, timeout: float = 3.0) -> None:
-    """Poll an async probe (a Redis query) until it returns ``expected``."""
-    deadline = time.monotonic() + timeout
-    while (value := await probe()) != expected:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{probe} is {value!r}, expected {expected!r}")
-        await asyncio.sleep(0.02)
 
 
 # --- pub/sub -------------------------------------------------------------------------------------------
@@ -120,7 +54,7 @@ async def test_pubsub_subscribes_once_per_room_per_process_and_unsubscribes_when
         redis = await lab.redis()
         server = await start(lab, "app", "pubsub", redis.url)
         clients = [await join(lab, server, user) for user in ("alice", "bob", "carol")]
-        await until(lambda: numsub(redis), 1)  # three members, one subscription (F12)
+        await until_equal(lambda: numsub(redis), 1)  # three members, one subscription (F12)
         health = manager(server).fanout.health
         assert health.rooms == ["lobby"] and health.state == "connected"
         await clients[0].close()
@@ -128,7 +62,7 @@ async def test_pubsub_subscribes_once_per_room_per_process_and_unsubscribes_when
         await eventually(lambda: manager(server).rooms == {"lobby": ["carol"]})
         assert await numsub(redis) == 1
         await clients[2].close()
-        await until(lambda: numsub(redis), 0)  # the last one out unsubscribes
+        await until_equal(lambda: numsub(redis), 0)  # the last one out unsubscribes
         assert health.rooms == []
 
 
@@ -139,13 +73,13 @@ async def test_pubsub_listener_killed_by_redis_comes_back_and_resubscribes() -> 
         one = await start(lab, "one", "pubsub", redis.url)
         two = await start(lab, "two", "pubsub", redis.url)
         alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
-        await until(lambda: numsub(redis), 2)
+        await until_equal(lambda: numsub(redis), 2)
         admin = redis.client()
         await admin.client_kill_filter(_type="pubsub")  # what client-output-buffer-limit does (F14)
         await admin.aclose()
         health = manager(two).fanout.health
         await eventually(lambda: health.reconnects == 1 and health.state == "connected")
-        await until(lambda: numsub(redis), 2)
+        await until_equal(lambda: numsub(redis), 2)
         assert (await messages(bob, 1))[0]["reason"] == "fanout_reconnected"
         await alice.send_json({"type": "say", "text": "still here"})
         assert [m["text"] for m in await messages(bob, 1)] == ["still here"]
@@ -164,7 +98,7 @@ async def across_a_link(lab: Lab, backend: str) -> tuple[FaultProxy, LabClient, 
     health = manager(two).fanout.health
     await eventually(lambda: health.published == 1)  # "bob joined" went out before the link can die
     if backend == "pubsub":
-        await until(lambda: numsub(redis), 2)
+        await until_equal(lambda: numsub(redis), 2)
     return link, alice, bob, health
 
 
@@ -240,7 +174,7 @@ async def test_pubsub_two_instances_deliver_each_message_exactly_once_in_seq_ord
         two = await start(lab, "two", "pubsub", redis.url)
         alice, dave = await join(lab, one, "alice"), await join(lab, one, "dave")
         bob, carol = await join(lab, two, "bob"), await join(lab, two, "carol")
-        await until(lambda: numsub(redis), 2)  # one subscriber per process, not per member
+        await until_equal(lambda: numsub(redis), 2)  # one subscriber per process, not per member
         for i in range(5):
             await alice.send_json({"type": "say", "text": f"m{i}"})
         for client in (alice, dave, bob, carol):
@@ -260,7 +194,7 @@ async def test_pubsub_listener_recovers_after_redis_restart_and_counts_the_gap()
         one = await start(lab, "one", "pubsub", redis.url)
         two = await start(lab, "two", "pubsub", redis.url)
         alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
-        await until(lambda: numsub(redis), 2)
+        await until_equal(lambda: numsub(redis), 2)
         await alice.send_json({"type": "say", "text": "before"})
         assert [m["text"] for m in await messages(bob, 1)] == ["before"]
 
@@ -273,7 +207,7 @@ async def test_pubsub_listener_recovers_after_redis_restart_and_counts_the_gap()
 
         await eventually(lambda: fanout_one.reconnects >= 1 and fanout_two.reconnects >= 1)
         await eventually(lambda: fanout_one.state == fanout_two.state == "connected")
-        await until(lambda: numsub(redis), 2)  # every active room re-subscribed
+        await until_equal(lambda: numsub(redis), 2)  # every active room re-subscribed
         resync = (await messages(bob, 1))[0]
         assert resync["type"] == "resync" and resync["reason"] == "fanout_reconnected"
         await alice.send_json({"type": "say", "text": "after"})
@@ -293,7 +227,7 @@ async def test_replica_processes_behind_a_balancer_share_the_room() -> None:
         lb = await lab.proxy(replicas, name="lb")
         url = f"ws://127.0.0.1:{lb.port}/ws/chat/lobby"
         alice, bob = await join(lab, url, "alice"), await join(lab, url, "bob")  # round robin: r1, r2
-        await until(lambda: numsub(redis), 2)
+        await until_equal(lambda: numsub(redis), 2)
         await alice.send_json({"type": "say", "text": "across processes"})
         assert [m["text"] for m in await messages(bob, 1)] == ["across processes"]
         await bob.expect_silence(0.1)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_chat import eventually, join, start
+from support.chat import join, start, token
 
 from wslab import Lab
 from wslab.apps import demo_app
 from wslab.clients import ClientState
+from wslab.lessons import until
 from wslab.netem import SERVER_TO_CLIENT, Mode
 from wslab.wire import CloseCode, Opcode
 
@@ -42,7 +43,7 @@ async def test_a_client_that_never_answers_is_closed_1011() -> None:
         await mute.wait_closed(1)
         assert mute.close_code == CloseCode.INTERNAL_ERROR
         assert "heartbeat timeout" in mute.close_reason
-        await eventually(lambda: manager.rooms == {})
+        await until(lambda: manager.rooms == {})
         assert lab.events.count(source="chat", kind="heartbeat_timeout") == 1
 
 
@@ -55,12 +56,12 @@ async def test_half_open_peer_detected_with_heartbeats_and_never_without() -> No
             proxy.ws_url("/ws/chat/lobby"), name="bob", token=_token("bob"), max_attempts=0
         )
         await bob.wait_for_state(ClientState.OPEN)
-        await eventually(lambda: manager_hb.rooms == {"lobby": ["bob"]})
+        await until(lambda: manager_hb.rooms == {"lobby": ["bob"]})
         proxy.mode = Mode.BLACKHOLE
         went_dark = time.monotonic()
         await lab.events.wait_for(source="chat", kind="heartbeat_timeout", timeout=2)
         detected_after = time.monotonic() - went_dark
-        await eventually(lambda: manager_hb.rooms == {})
+        await until(lambda: manager_hb.rooms == {})
         # it cannot be noticed before one interval plus the timeout has passed
         assert detected_after >= INTERVAL + TIMEOUT - 0.01
         await bob.close(timeout=0.1)  # its close frame cannot get through the blackhole either
@@ -90,6 +91,4 @@ async def test_protocol_pings_flow_on_this_uvicorn() -> None:
 
 
 def _token(user: str) -> str:
-    from test_chat import token
-
     return token(user)

@@ -11,7 +11,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from test_fanout import SECRET, join, manager, messages, numsub, until
+from support.fanout import SECRET, join, manager, messages, numsub, until_equal
 
 from wslab import Lab
 from wslab.chat import ChatSettings, create_app
@@ -49,7 +49,7 @@ async def test_an_unsupervised_listener_dies_with_its_connection_and_stays_dead(
         one = await serve(lab, "one", redis.url)
         two = await serve(lab, "two", redis.url, UnsupervisedPubSubFanOut(redis.url, timeout=0.3))
         alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
-        await until(lambda: numsub(redis), 2)
+        await until_equal(lambda: numsub(redis), 2)
         await alice.send_json({"type": "say", "text": "before"})
         assert await hears(bob, "before", 2)
         admin = redis.client()
@@ -58,7 +58,7 @@ async def test_an_unsupervised_listener_dies_with_its_connection_and_stays_dead(
         reference: Any = manager(one).fanout.health
         broken: Any = manager(two).fanout.health
         await lab.events.wait_for(source="one", kind="fanout_reconnected", timeout=3)
-        await until(lambda: numsub(redis), 1)  # only the reference subscribed again
+        await until_equal(lambda: numsub(redis), 1)  # only the reference subscribed again
         await alice.send_json({"type": "say", "text": "after"})
         assert not await hears(bob, "after", 1.0)  # and it never will
         assert broken.state == "connected" and broken.reconnects == 0  # what its health endpoint says
@@ -74,7 +74,7 @@ async def test_a_listener_without_a_watchdog_stays_deaf_on_a_half_open_link() ->
         one = await serve(lab, "one", redis.url)
         two = await serve(lab, "two", via_link, NoWatchdogPubSubFanOut(via_link, timeout=0.3))
         alice, bob = await join(lab, one, "alice"), await join(lab, two, "bob")
-        await until(lambda: numsub(redis), 2)
+        await until_equal(lambda: numsub(redis), 2)
         link.mode = Mode.BLACKHOLE  # the path to Redis dies; no FIN, no RST
         await alice.send_json({"type": "say", "text": "anyone there?"})
         assert not await hears(bob, "anyone there?", 1.5)  # five times redis_timeout: still nothing

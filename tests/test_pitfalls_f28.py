@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_chat import chat_settings, token
-from test_chat_logout import logout
+from support.chat import chat_settings, logout, token
 
 from wslab import Lab
 from wslab.chat import create_app

@@ -10,7 +10,7 @@ import asyncio
 import time
 
 import pytest
-from test_fanout import SECRET, join, manager, start
+from support.fanout import SECRET, join, manager, start
 
 from wslab import Lab
 from wslab.chat import issue_token
