@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 # The chapters, which learners step through and re-run most; the failure notebooks use the same Lab and
 # the same patterns, and running all of them twice more would double CI's time for little news.
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

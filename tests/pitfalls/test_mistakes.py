@@ -25,7 +25,7 @@ from wslab.wire import CloseCode
 
 pytestmark = pytest.mark.anyio
 
-MANIFEST = Path(__file__).resolve().parent.parent / "notebooks" / "failures" / "k8s" / "service-affinity.yaml"
+MANIFEST = Path(__file__).resolve().parents[2] / "notebooks" / "failures" / "k8s" / "service-affinity.yaml"
 
 
 async def test_close_before_accept_is_a_403_and_accept_first_delivers_4001() -> None:

@@ -22,9 +22,9 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-TESTS = sorted((ROOT / "tests").glob("*.py"))
+TESTS = sorted((ROOT / "tests").rglob("*.py"))
 F25 = ROOT / "notebooks" / "failures" / "F25_cross_site_hijacking.ipynb"
 F25_BROWSER_CELL = "f25-11"
 
@@ -166,7 +166,7 @@ def _skips(tree: ast.AST) -> Iterator[ast.Call]:
             yield node
 
 
-@pytest.mark.parametrize("path", TESTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", TESTS, ids=lambda p: str(p.relative_to(ROOT / "tests")))
 def test_every_skip_in_the_tests_consults_required(path: Path) -> None:
     """A skip is allowed only where the code around it asks ``required()`` (or ``require_or_skip``), or
     for a platform (``sys.platform``): a kernel feature a platform lacks is not a missing component."""

@@ -104,7 +104,7 @@ async def test_two_tabs_hold_one_socket_each_and_see_each_other() -> None:
 
 
 async def test_the_hook_delivers_a_message_and_reports_its_ack() -> None:
-    # deliver() is the client's (tests/test_delivery.py cuts connections under it); here: the hook
+    # deliver() is the client's (tests/chat/test_delivery.py cuts connections under it); here: the hook
     # passes it through, and the component re-renders on the ack without opening another socket.
     from playwright.async_api import expect
 

@@ -23,7 +23,7 @@ from wslab.backoff import ExponentialBackoff, decide
 from wslab.components import REQUIRE_ENV, required
 from wslab.wire import CloseCode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "wslab" / "static"
 SOURCE = STATIC / "reconnecting-websocket.ts"
 BUILT = STATIC / "reconnecting-websocket.js"

@@ -16,7 +16,7 @@ from packaging.utils import canonicalize_name
 
 from wslab import versions
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCK = ROOT / "requirements.lock"
 PYTHONS = ("3.11", "3.12", "3.13")
 

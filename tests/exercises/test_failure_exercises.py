@@ -20,7 +20,7 @@ import wslab.exercises as wx
 from wslab.exercises import Exercise, Status, maybe_await
 from wslab.lab import _open_labs
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAILURES = sorted(p.stem for p in (ROOT / "notebooks" / "failures").glob("F*.ipynb"))
 DONE = [c for c in wx.chapters() if c.startswith("F")]
 EXERCISES = [e for c in DONE for e in wx.bind(c, {}).chapter.exercises]

@@ -9,10 +9,10 @@ import socket
 import time
 
 import pytest
-from leakcheck import Snapshot
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
+from support.leakcheck import Snapshot
 
 from wslab import Lab
 from wslab.apps import demo_app

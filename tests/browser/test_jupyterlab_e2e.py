@@ -40,7 +40,7 @@ from wslab.components import CHROMIUM_ARGS, require_or_skip
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = REPO / "notebooks" / "01_handshake_and_frames.ipynb"
 TOKEN = "wslab-e2e-token"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import yaml  # pyyaml is in requirements.lock, which every make target installs: never a skip
 
-FAILURES = Path(__file__).resolve().parent.parent / "notebooks" / "failures"
+FAILURES = Path(__file__).resolve().parents[2] / "notebooks" / "failures"
 INGRESS = FAILURES / "k8s" / "ingress-nginx-websocket.yaml"
 NOTEBOOK = FAILURES / "F21_proxy_idle_timeout.ipynb"
 PREFIX = "nginx.ingress.kubernetes.io/"

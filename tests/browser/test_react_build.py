@@ -21,7 +21,7 @@ import pytest
 
 from wslab.components import REQUIRE_ENV, required
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "wslab" / "static" / "react-chat.js"
 ESBUILD = ROOT / "node_modules" / ".bin" / "esbuild"
 TSC = ROOT / "node_modules" / "typescript" / "bin" / "tsc"

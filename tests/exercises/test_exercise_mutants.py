@@ -1,6 +1,6 @@
 """Mutation testing of the exercise checkers: a solution changed in one small place must be rejected.
 
-Each mutant (tests/mutants.py) is the solution with one comparison flipped, one constant changed, one
+Each mutant (tests/support/mutants.py) is the solution with one comparison flipped, one constant changed, one
 statement dropped, ``and`` swapped for ``or``, an ``except`` broadened, an argument ignored or doubled.
 A mutant the checker accepts is either *equivalent* (it behaves like the solution on everything the
 exercise asks for: listed below, each with why) or a gap in the checker, which fails this test. So a
@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from mutants import Mutant, mutants
+from support.mutants import Mutant, mutants
 
 import wslab.exercises as wx
 from wslab.exercises import CheckResult, Exercise, Status, maybe_await
@@ -82,7 +82,8 @@ def _in_process(exercise: type[Exercise]) -> bool:
     The build track (``build_chNN``) and the failure lab (``fNN``) check an answer by starting real
     servers, relays and replicas: one mutant costs seconds, a solution has dozens, so mutating them would
     take longer than the rest of the suite. Their checkers are held instead by their known wrong answers,
-    each rejected with its message (tests/test_build_track.py, tests/test_failure_exercises.py).
+    each rejected with its message (tests/exercises/test_build_track.py and
+    tests/exercises/test_failure_exercises.py).
     """
     return re.fullmatch(r"wslab\.exercises\.ch\d\d", exercise.__module__) is not None
 

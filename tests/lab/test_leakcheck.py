@@ -14,7 +14,7 @@ import sys
 import threading
 
 import pytest
-from leakcheck import Snapshot, child_processes, tcp_sockets
+from support.leakcheck import Snapshot, child_processes, tcp_sockets
 
 
 def test_a_listening_and_a_connected_socket_are_seen() -> None:

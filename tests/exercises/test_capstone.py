@@ -14,7 +14,7 @@ import pytest
 from wslab.exercises import capstone
 from wslab.exercises.build import save
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from leakcheck import Snapshot
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from support.fanout import SECRET, join, manager, messages, numsub, start, until_equal
+from support.leakcheck import Snapshot
 
 from wslab import Lab
 from wslab.chat.fanout import (

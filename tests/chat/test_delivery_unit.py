@@ -1,7 +1,7 @@
 """De-duplication window and the clients' outbox, without a server (pure logic and a fake socket).
 
 The end-to-end proof (connections cut during sends, every message delivered exactly once) is in
-``tests/test_delivery.py``; these pin the parts that make it work.
+``tests/chat/test_delivery.py``; these pin the parts that make it work.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from wslab.chat.dedup import RecentIds
 from wslab.components import REQUIRE_ENV, required
 
-BUILT = Path(__file__).resolve().parent.parent / "wslab" / "static" / "reconnecting-websocket.js"
+BUILT = Path(__file__).resolve().parents[2] / "wslab" / "static" / "reconnecting-websocket.js"
 
 
 def test_a_repeat_is_recognised_per_user_and_the_window_is_bounded() -> None:

@@ -25,7 +25,7 @@ import pytest
 
 from wslab.components import require_or_skip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import asyncio, os, sys

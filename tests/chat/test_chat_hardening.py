@@ -3,8 +3,8 @@
 A name that cannot be encoded must not poison a room; a burst from many members must not evict members
 that read at full speed; one user with many sockets gets one user's limits; ``exp`` must be a finite
 number; room names are plain printable names and nothing a client sends reaches a log raw; a client's
-invalid UTF-8 is not the server's error. (Redis key shapes: tests/test_fanout.py; transport limits and
-the runner: tests/test_transport_limits.py.)
+invalid UTF-8 is not the server's error. (Redis key shapes: tests/fanout/test_fanout_keys.py; transport limits
+and the runner: tests/chat/test_transport_limits.py.)
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from leakcheck import Snapshot
+from support.leakcheck import Snapshot
 
 import wslab.exercises as wx
 from wslab.exercises import CheckResult, Status, maybe_await
@@ -35,7 +35,7 @@ from wslab.exercises.build import (
 from wslab.exercises.build_ch02 import BuildRooms
 from wslab.exercises.build_ch07 import BuildTests
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUILD = [e for e in wx.all_exercises() if issubclass(e, BuildExercise)]
 WRONG = [(e, w) for e in BUILD for w in e.wrong_answers]
 

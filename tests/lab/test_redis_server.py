@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from leakcheck import Snapshot
+from support.leakcheck import Snapshot
 
 from wslab import Lab
 
