@@ -27,23 +27,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-# Suites that check learner answers against real servers, replicas and Redis (the build track, the
-# capstone, the failure lab's exercises): minutes of wall time, and the same wslab code on every
-# interpreter, so CI runs them on its first Python only (marked "slow", like the notebook re-runs).
-ANSWER_SUITES = {
-    "tests/exercises/test_build_track.py",
-    "tests/exercises/test_capstone.py",
-    "tests/exercises/test_failure_exercises.py",
-}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the learner-answer suites slow (see ANSWER_SUITES)."""
-    for item in items:
-        if item.nodeid.split("::")[0] in ANSWER_SUITES:
-            item.add_marker(pytest.mark.slow)
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     global _session_start
     _session_start = Snapshot.take()
