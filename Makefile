@@ -27,7 +27,7 @@ lab: $(STAMP)
 	JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter $(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root) $(ARGS)
 
 ## Run every test: unit tests, integration tests and every notebook under strict nbval.
-## PYTEST_ARGS passes options on, e.g. make test PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS=tests/test_lab.py
+## PYTEST_ARGS passes options on, e.g. make test PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS=tests/lab/test_lab.py
 # Two workers (pytest-xdist): about half the time on a 2-core laptop. --dist loadfile keeps each file on
 # one worker, in order, so a notebook's cells share one kernel under nbval. PYTEST_XDIST= runs
 # everything in one process.

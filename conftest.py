@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+# tests/support/ (helpers shared by test folders, never test modules) is imported as `support.<module>`
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
-from leakcheck import Snapshot
+from support.leakcheck import Snapshot
 
 # Notebooks are compared cell by cell: a release that changes a lesson must fail at the cell that shows
 # the behaviour, not add a drift warning to every notebook's first cell (wslab.versions).
@@ -24,19 +25,6 @@ _session_start: Snapshot | None = None
 def anyio_backend() -> str:
     """Async tests run on asyncio (the loop Jupyter gives a notebook), via anyio's pytest plugin."""
     return "asyncio"
-
-
-# Suites that check learner answers against real servers, replicas and Redis (the build track, the
-# capstone, the failure lab's exercises): minutes of wall time, and the same wslab code on every
-# interpreter, so CI runs them on its first Python only (marked "slow", like the notebook re-runs).
-ANSWER_SUITES = {"tests/test_build_track.py", "tests/test_capstone.py", "tests/test_failure_exercises.py"}
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the learner-answer suites slow (see ANSWER_SUITES)."""
-    for item in items:
-        if item.nodeid.split("::")[0] in ANSWER_SUITES:
-            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -8,8 +8,8 @@ with ``ex.qK.check()`` (or ``await ex.qK.check()``). Everything above that line 
   the files they read (``failures/k8s/``). It is what a workshop hands out.
 - **solution**: every answer replaced by the exercise's reference solution, outputs cleared. Executing
   it must turn every check "Correct" (nbgrader's ``validate``); executing the student copy must turn
-  every check "Not attempted", without an error (``validate --invert``). tests/test_notebook_variants.py
-  runs both.
+  every check "Not attempted", without an error (``validate --invert``).
+  tests/notebooks/test_notebook_variants.py runs both.
 
     python tools/notebook_variants.py student build/student
     python tools/notebook_variants.py solution build/solution
@@ -49,8 +49,8 @@ def rewrite(nb: nbformat.NotebookNode, variant: str) -> int:
     """Clear outputs; in the solution copy, put the reference answer in each exercise cell.
 
     The student copy keeps the notebook's own exercise cells (with their task comments), because the
-    stored notebooks are the learner's version; tests/test_notebook_variants.py runs the student copy
-    and fails if any check there is not "Not attempted", so a solved notebook cannot slip out.
+    stored notebooks are the learner's version; tests/notebooks/test_notebook_variants.py runs the student
+    copy and fails if any check there is not "Not attempted", so a solved notebook cannot slip out.
     """
     cells = exercise_cells(nb)
     for index, chapter, question in cells:

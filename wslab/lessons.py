@@ -3,7 +3,7 @@
 Every chapter after 02 joins the chat as some user, waits until the server has noticed something, or
 needs a client that stops reading. Written out in each notebook, that plumbing took more lines than the
 lesson it served, and each copy drifted a little. Here each one is written once, named for what it
-does, and tested (``tests/test_lessons.py``).
+does, and tested (``tests/lab/test_lessons.py``).
 
 Nothing here knows about a particular notebook: a helper takes the lab, the server and the values the
 lesson chose (secret, room, user) as arguments.

@@ -4,7 +4,7 @@
 chapter was skipped, plus the course's browser page and its demo login), ``mychat/index.html`` and
 ``mychat/static/``. :func:`full_check` runs every build-track scenario against a file like that, served
 by ``python -m uvicorn chat:app`` in child processes (two replicas, a real Redis, a real nginx in front),
-and returns a report. ``examples/chat.py`` passes the same suite (tests/test_capstone.py).
+and returns a report. ``examples/chat.py`` passes the same suite (tests/exercises/test_capstone.py).
 """
 
 from __future__ import annotations

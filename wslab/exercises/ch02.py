@@ -3,7 +3,7 @@
 The learner writes the broadcast the FastAPI docs should have shown: send to every connection, let no
 failure stop the others, and hand the dead connections back instead of removing them (removal is the
 owning handler's job, in ``finally``). The checker runs it against fake sockets that fail the way
-Starlette 1.10 on uvicorn's ``websockets-sansio`` really fails (``tests/test_pitfalls_f01_f03.py``
+Starlette 1.10 on uvicorn's ``websockets-sansio`` really fails (``tests/pitfalls/test_pitfalls_f01_f03.py``
 pins those facts): ``WebSocketDisconnect(1006)`` for a peer whose TCP connection is gone,
 ``WebSocketDisconnected`` (a ``RuntimeError``) once the app has closed it, ``OSError`` from lower down.
 Two more scenarios make "catch those, and only those" a tested claim: the broadcast is cancelled while a

@@ -11,7 +11,7 @@ message on a bounded publish queue (a full one is a counted drop), and the super
 hands entries to ``deliver``, which only ``put_nowait``\\s on each member's bounded outbox. Every backend
 is a :class:`Supervised` that fits :class:`FanOut`, the interface
 :class:`~wslab.chat.fanout.manager.FanOutManager` calls; mypy checks that they fit (``create_fanout``
-returns them as a ``FanOut``), and so does ``tests/test_fanout.py``.
+returns them as a ``FanOut``), and so does ``tests/fanout/test_fanout.py``.
 
 This module imports nothing from its backends nor from the manager: they import it.
 """
@@ -128,7 +128,7 @@ class FanOut(HasHealth, Protocol):
     """What :class:`~wslab.chat.fanout.manager.FanOutManager` needs from a backend.
 
     A backend fits it structurally (no base class needed); ``create_fanout`` is typed to return it, so
-    mypy fails the day a backend's method stops matching, and ``tests/test_fanout.py`` compares the
+    mypy fails the day a backend's method stops matching, and ``tests/fanout/test_fanout.py`` compares the
     signatures at run time.
     """
 
