@@ -14,6 +14,9 @@ sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
 from support.leakcheck import Snapshot
 
+# how pytest-xdist (make test) spreads the suite over workers: tests/support/scheduling.py
+pytest_plugins = ["support.scheduling"]
+
 # Notebooks are compared cell by cell: a release that changes a lesson must fail at the cell that shows
 # the behaviour, not add a drift warning to every notebook's first cell (wslab.versions).
 os.environ.setdefault("WSLAB_NO_DRIFT_WARNING", "1")
