@@ -28,12 +28,12 @@ lab: $(STAMP)
 
 ## Run every test: unit tests, integration tests and every notebook under strict nbval.
 ## PYTEST_ARGS passes options on, e.g. make test PYTEST_ARGS='-m "not slow"' or PYTEST_ARGS=tests/lab/test_lab.py
-# Four workers (pytest-xdist): most tests wait on sockets, servers and kernels, so even a 2-core laptop
-# runs four at once (10.5 min in one... see README "Running the tests"). --dist loadfile keeps each file on
-# one worker, in order, so a notebook's cells share one kernel under nbval; tests/support/scheduling.py
+# Three workers (pytest-xdist): most tests wait on sockets, servers and kernels, so a 2-core laptop runs
+# three at once (four starve the event loops of timing-sensitive checks). --dist loadfile keeps each file
+# on one worker, in order, so a notebook's cells share one kernel under nbval; tests/support/scheduling.py
 # splits the few minute-long files by exercise or notebook and hands out the longest units first.
 # PYTEST_XDIST= runs everything in one process.
-PYTEST_XDIST ?= -n 4 --dist loadfile
+PYTEST_XDIST ?= -n 3 --dist loadfile
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
