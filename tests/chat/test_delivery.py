@@ -200,4 +200,6 @@ async def test_the_browser_client_delivers_exactly_once_through_cuts() -> None:
 
         assert cuts >= 3 and connections >= 3 and resent > 0
         assert sorted(counts) == sorted(f"b{n}" for n in range(100)) and set(counts.values()) == {1}
-        assert pending == 0 and app.state.chat.recent_ids.duplicates == duplicate_acks
+        # Every duplicate ack the client got, the server counted; the server may count more: an ack sent
+        # on a connection that is cut before the client reads it is lost, and the client resends again.
+        assert pending == 0 and app.state.chat.recent_ids.duplicates >= duplicate_acks
